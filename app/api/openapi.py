@@ -1,0 +1,41 @@
+"""Post-processing that keeps /openapi.json honest about what the server sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.core.errors import PROBLEM_MEDIA_TYPE
+from app.core.middleware.request_id import REQUEST_ID_HEADER
+
+_REQUEST_ID = {
+    "description": "The request's id: the caller's, if well-formed, or a fresh one.",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+}
+
+
+def install_openapi(app: FastAPI) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for status, response in operation.get("responses", {}).items():
+                    _describe_response(status, response)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
+def _describe_response(status: str, response: dict[str, Any]) -> None:
+    response.setdefault("headers", {})[REQUEST_ID_HEADER] = _REQUEST_ID
+    content = response.get("content")
+    # Errors are sent as problem+json, which FastAPI would document as JSON.
+    if status[:1] in {"4", "5"} and content and "application/json" in content:
+        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")

@@ -1,0 +1,12 @@
+"""Assembly of the versioned API: one line per feature router."""
+
+from fastapi import APIRouter
+
+from app.auth.router import router as auth_router
+from app.items.router import router as items_router
+from app.users.router import router as users_router
+
+router = APIRouter(prefix="/api/v1")
+router.include_router(auth_router)
+router.include_router(users_router)
+router.include_router(items_router)

@@ -1,0 +1,91 @@
+"""The one place where configuration is read.
+
+`Settings()` reads the environment (and `.env`) once; the object is then passed
+down explicitly. Nothing else in the code base looks at `os.environ`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.data/groundwork.db"
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    app_env: Literal["development", "test", "production"] = "development"
+    debug: bool = False
+    open_registration: bool = True
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+    db_pool_pre_ping: bool = True
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_echo: bool = False
+
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    jwt_issuer: str = "groundwork"
+    jwt_audience: str = "groundwork-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+
+    password_hash_memory_kib: int = Field(default=19_456, ge=19_456)
+    password_hash_time_cost: int = Field(default=2, ge=2)
+    password_hash_parallelism: int = Field(default=1, ge=1)
+    password_hash_concurrency: int = Field(default=2, ge=1)
+
+    idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+    health_check_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    first_admin_email: str | None = None
+    first_admin_password: SecretStr | None = None
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def effective_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "console" if self.app_env == "development" else "json"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        if not self.is_production:
+            return self
+        secret = self.secret_key.get_secret_value()
+        if secret == DEFAULT_SECRET_KEY or len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ValueError(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_BYTES} "
+                "bytes in production"
+            )
+        if self.debug:
+            raise ValueError("DEBUG must be off in production")
+        if self.is_sqlite:
+            raise ValueError("DATABASE_URL must point at PostgreSQL in production, not SQLite")
+        return self

@@ -1,0 +1,232 @@
+"""Domain errors and their RFC 9457 problem+json rendering.
+
+Services raise the exceptions below; `install_error_handlers` registers the one
+handler family that turns them (and framework errors) into problem documents.
+Each `type` is documented in docs/errors.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_TYPE_PREFIX = "urn:groundwork:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class DomainError(Exception):
+    """An outcome a client can act on; rendered as a problem, never logged as a crash."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(DomainError):
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class InvalidCursor(DomainError):
+    slug = "invalid-cursor"
+    title = "Invalid pagination cursor"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    slug = "invalid-credentials"
+    title = "Incorrect email or password"
+
+    def __init__(self) -> None:
+        super().__init__(headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(DomainError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+    slug = "precondition-failed"
+    title = "Precondition failed"
+
+
+class IdempotencyKeyReused(DomainError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency key reused with a different request"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error body of this API."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    request_id: str | None
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[ValidationIssue]
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_TYPE_PREFIX + slug
+
+
+def problem_response(
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "request_id": correlation_id.get(),
+    }
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+_HTTP_STATUS_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+}
+
+
+def _status_slug(status: int) -> str:
+    return _HTTP_STATUS_SLUGS.get(status, f"http-{status}")
+
+
+def _status_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # Only loc/msg/type: pydantic's `input` and `ctx` may echo a password back.
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error["type"]}
+        for error in errors
+    ]
+
+
+async def _domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(
+        status=exc.status,
+        slug=exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = _status_title(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
+    return problem_response(
+        status=exc.status_code,
+        slug=_status_slug(exc.status_code),
+        title=title,
+        detail=detail,
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        status=422,
+        slug="validation-error",
+        title="Request validation failed",
+        detail="The request does not match the schema; see `errors`.",
+        instance=request.url.path,
+        extra={"errors": _validation_issues(exc.errors())},
+    )
+
+
+def unhandled_error_response(path: str) -> JSONResponse:
+    return problem_response(
+        status=500,
+        slug="internal-error",
+        title="Internal server error",
+        detail="An unexpected error occurred; quote the request id when reporting it.",
+        instance=path,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)

@@ -1,0 +1,36 @@
+"""What a new password must be: long enough, not absurdly long, not a known one.
+
+Length is checked before any hashing, so a megabyte "password" is refused in
+microseconds instead of burning the hashing pool.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+MIN_LENGTH = 8
+MAX_LENGTH = 128
+
+
+def _load_common_passwords() -> frozenset[str]:
+    text = resources.files(__package__).joinpath("common_passwords.txt").read_text("utf-8")
+    return frozenset(
+        line.strip().lower() for line in text.splitlines() if line.strip() and line[0] != "#"
+    )
+
+
+_COMMON_PASSWORDS = _load_common_passwords()
+
+
+def check_new_password(password: str, *, email: str | None = None) -> str:
+    """Return the password if acceptable; raise ValueError saying why not."""
+    if len(password) < MIN_LENGTH:
+        raise ValueError(f"password must be at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise ValueError(f"password must be at most {MAX_LENGTH} characters")
+    lowered = password.lower()
+    if lowered in _COMMON_PASSWORDS:
+        raise ValueError("password is too common")
+    if email is not None and lowered in {email.lower(), email.split("@", 1)[0].lower()}:
+        raise ValueError("password must not be the email address")
+    return password

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.authz import Permission, Principal
+from app.core.pagination import Position
+from app.db.pagination import keyset_page
+from app.items.models import Item
+
+
+class ItemRepository:
+    """Every query here starts from what the principal may see.
+
+    Another user's item is not filtered out after loading: it is never
+    selected, so no code path can return it by accident.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @staticmethod
+    def _visible_to(principal: Principal, *, widen_with: Permission) -> Select[tuple[Item]]:
+        statement = select(Item)
+        if not principal.can(widen_with):
+            statement = statement.where(Item.owner_id == principal.user_id)
+        return statement
+
+    async def get_readable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
+        statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
+        result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
+        return result
+
+    async def get_writable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
+        statement = self._visible_to(principal, widen_with=Permission.ITEMS_WRITE_ANY)
+        result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
+        return result
+
+    async def list_readable(
+        self, principal: Principal, *, after: Position | None, limit: int
+    ) -> tuple[Sequence[Item], Position | None]:
+        statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
+        return await keyset_page(self.session, statement, Item, after=after, limit=limit)
+
+    async def add(self, item: Item) -> Item:
+        self.session.add(item)
+        await self.session.flush()
+        return item
+
+    async def delete(self, item: Item) -> None:
+        await self.session.delete(item)
+        await self.session.flush()

@@ -1,0 +1,77 @@
+"""Application factory and lifespan: the one place the app is assembled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from app.api import health, v1
+from app.api.openapi import install_openapi
+from app.core.config import Settings
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
+from app.core.middleware import build_middleware
+from app.core.pagination import CursorCodec
+from app.core.resources import Resources
+from app.core.security.passwords import PasswordHasher
+from app.core.security.tokens import AccessTokenCodec
+from app.db.engine import create_engine, create_sessionmaker
+from app.users.service import UserService
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        resources = Resources(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            hasher=PasswordHasher(settings),
+            tokens=AccessTokenCodec(settings),
+            cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
+        )
+        app.state.resources = resources
+        try:
+            await _ensure_first_admin(resources)
+            log.info("app.started", env=settings.app_env)
+            yield
+        finally:
+            # Readiness turns 503 first, so a load balancer drains this replica.
+            resources.shutting_down = True
+            resources.hasher.close()
+            await engine.dispose()
+            log.info("app.stopped")
+
+    app = FastAPI(
+        title="Groundwork",
+        version="0.1.0",
+        description="A production-grade FastAPI backend template.",
+        lifespan=lifespan,
+        middleware=build_middleware(settings),
+        debug=settings.debug,
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+    app.include_router(health.router)
+    app.include_router(v1.router)
+    return app
+
+
+async def _ensure_first_admin(resources: Resources) -> None:
+    settings = resources.settings
+    if not settings.first_admin_email or settings.first_admin_password is None:
+        return
+    async with resources.sessionmaker() as session:
+        created = await UserService(session, resources.hasher).ensure_admin(
+            settings.first_admin_email, settings.first_admin_password.get_secret_value()
+        )
+    log.info("app.first_admin", created=created)

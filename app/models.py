@@ -1,0 +1,9 @@
+"""Every table, imported in one place for Alembic and the test schema."""
+
+from app.db.base import Base
+from app.idempotency.models import IdempotencyRecord
+from app.items.models import Item
+from app.rbac.models import Role, RolePermission, UserRole
+from app.users.models import User
+
+__all__ = ["Base", "IdempotencyRecord", "Item", "Role", "RolePermission", "User", "UserRole"]
