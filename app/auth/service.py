@@ -9,8 +9,8 @@ from app.auth.schemas import TokenResponse
 from app.core.authz import Principal
 from app.core.config import Settings
 from app.core.errors import Forbidden, InvalidCredentials, Unauthorized
-from app.core.security.passwords import PasswordHasher
 from app.core.security.password_policy import MAX_LENGTH
+from app.core.security.passwords import PasswordHasher
 from app.core.security.tokens import AccessTokenCodec, InvalidToken
 from app.db.types import utcnow
 from app.rbac.service import RbacService

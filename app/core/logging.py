@@ -59,9 +59,7 @@ def configure_logging(settings: Settings) -> None:
                     ],
                 }
             },
-            "handlers": {
-                "default": {"class": "logging.StreamHandler", "formatter": "structlog"}
-            },
+            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
             "root": {"handlers": ["default"], "level": settings.log_level},
             "loggers": {
                 # Routed to the root handler: one format for everything.

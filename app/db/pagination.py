@@ -22,7 +22,7 @@ M = TypeVar("M", bound=Keyed)
 
 async def keyset_page(
     session: AsyncSession,
-    statement: Select[tuple[M]],
+    statement: Select[M],
     model: type[M],
     *,
     after: Position | None,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -28,4 +27,4 @@ class Item(UUIDPrimaryKey, Timestamps, Base):
     # `WHERE version = <read value>`: a lost update becomes StaleDataError.
     version: Mapped[int] = mapped_column(default=1)
 
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

@@ -23,7 +23,7 @@ class ItemRepository:
         self.session = session
 
     @staticmethod
-    def _visible_to(principal: Principal, *, widen_with: Permission) -> Select[tuple[Item]]:
+    def _visible_to(principal: Principal, *, widen_with: Permission) -> Select[Item]:
         statement = select(Item)
         if not principal.can(widen_with):
             statement = statement.where(Item.owner_id == principal.user_id)

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from app.api.deps import ResourcesDep, SessionDep, require
 from app.api.responses import AUTHENTICATED, VALIDATED, problems
 from app.core.authz import Permission, Principal
-from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from app.core.http import none_match
+from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from app.idempotency.models import KEY_MAX_LENGTH
 from app.items.schemas import ItemCreate, ItemRead, ItemUpdate
 from app.items.service import ItemService, item_etag

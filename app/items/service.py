@@ -11,6 +11,7 @@ from app.core.authz import Principal
 from app.core.errors import NotFound, PreconditionFailed
 from app.core.http import make_etag, match
 from app.core.pagination import CursorCodec, Page
+from app.idempotency.models import IdempotencyRecord
 from app.idempotency.service import IdempotencyService, StoredResponse, fingerprint
 from app.items.models import Item
 from app.items.repository import ItemRepository
@@ -43,17 +44,18 @@ class ItemService:
     async def create(
         self, principal: Principal, data: ItemCreate, *, idempotency_key: str | None = None
     ) -> Created:
-        claim = None
+        claim: IdempotencyRecord | None = None
         if idempotency_key is not None:
-            claim = await self.idempotency.claim(
+            outcome = await self.idempotency.claim(
                 owner_id=principal.user_id,
                 scope=IDEMPOTENCY_SCOPE,
                 key=idempotency_key,
                 request_hash=fingerprint(data.model_dump(mode="json")),
             )
-            if isinstance(claim, StoredResponse):
+            if isinstance(outcome, StoredResponse):
                 await self.session.rollback()
-                return Created(ItemRead.model_validate(claim.body), replayed=True)
+                return Created(ItemRead.model_validate(outcome.body), replayed=True)
+            claim = outcome
 
         item = await self.items.add(
             Item(owner_id=principal.user_id, title=data.title, description=data.description)
@@ -65,9 +67,7 @@ class ItemService:
         log.info("item.created", item_id=str(item.id))
         return Created(read, replayed=False)
 
-    async def list(
-        self, principal: Principal, *, cursor: str | None, limit: int
-    ) -> Page[ItemRead]:
+    async def list(self, principal: Principal, *, cursor: str | None, limit: int) -> Page[ItemRead]:
         after = self.cursors.decode(cursor) if cursor else None
         rows, next_position = await self.items.list_readable(principal, after=after, limit=limit)
         return Page[ItemRead](

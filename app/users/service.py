@@ -7,8 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound
-from app.core.security.passwords import PasswordHasher
 from app.core.security.password_policy import check_new_password
+from app.core.security.passwords import PasswordHasher
 from app.rbac.service import ADMIN_ROLE, MEMBER_ROLE, RbacService
 from app.users.models import User
 from app.users.repository import UserRepository

@@ -1,0 +1,55 @@
+# Two commands matter: `make run` and `make test`. Everything else is for work on the template.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+UV_VERSION := 0.13.9
+TOOLS := .tools
+# uv from PATH when present; otherwise a private copy bootstrapped with pip.
+UV ?= $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+PY := $(VENV)/bin/python
+
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install run test lint fmt migrate revision bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.installed ## create the environment from uv.lock
+
+run: install ## migrate, create FIRST_ADMIN_EMAIL if set, serve on HOST:PORT
+	$(PY) -m app migrate
+	exec $(PY) -m app serve
+
+test: install ## the whole suite (SQLite; PostgreSQL/Redis with TEST_DATABASE_URL/TEST_REDIS_URL)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: install ## apply migrations to DATABASE_URL
+	$(PY) -m app migrate
+
+revision: install ## new migration from the models: make revision m="add orders"
+	@test -n "$(m)" || { echo 'usage: make revision m="what changes"'; exit 2; }
+	$(VENV)/bin/alembic revision --autogenerate -m "$(m)"
+
+clean: ## remove environments, caches and the local database
+	rm -rf $(VENV) .venv-* $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,180 @@
+"""Fixtures on a real database: SQLite by default, PostgreSQL with TEST_DATABASE_URL.
+
+The schema is built once per run by the migrations themselves; each test then
+starts from empty tables (the seeded built-in roles excepted), so tests are
+isolated and run in any order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic import command
+from alembic.config import Config
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.cli import ALEMBIC_INI
+from app.core.config import Settings
+from app.core.resources import Resources
+from app.db.engine import create_engine
+from app.main import create_app
+from app.models import Base, Role
+from app.rbac.service import ADMIN_ROLE, MEMBER_ROLE, RbacService
+
+SEEDED_TABLES = {"roles", "role_permissions"}
+BUILTIN_ROLES = (ADMIN_ROLE, MEMBER_ROLE)
+PASSWORD = "correct-horse-battery-staple"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "secret_key": SecretStr("test-secret-key-that-is-long-enough-0123456789"),
+        "log_format": "json",
+        "first_admin_email": None,
+        "first_admin_password": None,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    path = Path(tmp_path_factory.mktemp("db")) / "test.db"
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture(scope="session")
+async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """A connection of the test harness's own, for schema setup and cleanup."""
+    engine = create_engine(settings)
+    if engine.dialect.name == "postgresql":
+        # A reused database may hold a schema from another branch: start clean.
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    # Alembic's env.py runs its own event loop, so it gets a thread of its own.
+    await asyncio.to_thread(command.upgrade, alembic_config(settings.database_url), "head")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _clean_tables(admin_engine: AsyncEngine) -> AsyncIterator[None]:
+    yield
+    async with admin_engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name not in SEEDED_TABLES:
+                await connection.execute(delete(table))
+        await connection.execute(delete(Role).where(Role.name.not_in(BUILTIN_ROLES)))
+
+
+@pytest.fixture
+def app_factory(settings: Settings) -> Callable[..., FastAPI]:
+    def build(**overrides: object) -> FastAPI:
+        return create_app(settings.model_copy(update=overrides) if overrides else settings)
+
+    return build
+
+
+@pytest.fixture
+async def app(app_factory: Callable[..., FastAPI]) -> AsyncIterator[FastAPI]:
+    application = app_factory()
+    async with LifespanManager(application):
+        yield application
+
+
+def client_for(application: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=application), base_url="http://testserver"
+    )
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as http:
+        yield http
+
+
+@pytest.fixture
+def resources(app: FastAPI) -> Resources:
+    resources = app.state.resources
+    assert isinstance(resources, Resources)
+    return resources
+
+
+@dataclass(frozen=True)
+class Account:
+    id: uuid.UUID
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def register(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> uuid.UUID:
+    response = await client.post(
+        "/api/v1/auth/register", json={"email": email, "password": password}
+    )
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+AccountFactory = Callable[..., Awaitable[Account]]
+
+
+@pytest.fixture
+def make_account(client: httpx.AsyncClient, resources: Resources) -> AccountFactory:
+    """Register (through the API) and log in a user; `roles` adds roles via the service."""
+
+    async def make(email: str | None = None, *, roles: tuple[str, ...] = ()) -> Account:
+        email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+        user_id = await register(client, email)
+        if roles:
+            async with resources.sessionmaker() as session:
+                rbac = RbacService(session)
+                for role in roles:
+                    await rbac.assign_role(user_id, role)
+                await session.commit()
+        return Account(user_id, email, PASSWORD, await login(client, email))
+
+    return make
