@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.core.config import Settings
+from app.core.logging import configure_logging
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 
@@ -81,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = _load_settings()
+    configure_logging(settings)
 
     if args.command == "serve":
         serve(settings)
