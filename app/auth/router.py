@@ -22,7 +22,7 @@ async def register(data: UserCreate, service: AuthServiceDep) -> UserRead:
     return await service.register(data)
 
 
-@router.post("/token", responses=problems(*VALIDATED, 401))
+@router.post("/token", responses=problems(*VALIDATED, 400, 401))
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], service: AuthServiceDep
 ) -> TokenResponse:

@@ -117,7 +117,9 @@ class ValidationIssue(BaseModel):
 
 
 class ValidationProblem(Problem):
-    errors: list[ValidationIssue]
+    """A 422: request validation lists `errors`; other 422s (e.g. a reused key) do not."""
+
+    errors: list[ValidationIssue] | None = None
 
 
 def problem_type(slug: str) -> str:
@@ -147,27 +149,47 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
-_HTTP_STATUS_SLUGS = {
-    400: "bad-request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    406: "not-acceptable",
-    413: "payload-too-large",
-    415: "unsupported-media-type",
-}
+class PayloadTooLarge(DomainError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Payload too large"
 
 
-def _status_slug(status: int) -> str:
-    return _HTTP_STATUS_SLUGS.get(status, f"http-{status}")
+class MethodNotAllowed(DomainError):
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
 
 
-def _status_title(status: int) -> str:
+def _by_status() -> dict[int, type[DomainError]]:
+    """One (slug, title) per status for framework errors, shared with the domain's."""
+    kinds: dict[int, type[DomainError]] = {}
+    for kind in (
+        InvalidRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        ServiceUnavailable,
+    ):
+        kinds[kind.status] = kind
+    return kinds
+
+
+_HTTP_ERRORS = _by_status()
+
+
+def _status_slug_and_title(status: int) -> tuple[str, str]:
+    kind = _HTTP_ERRORS.get(status)
+    if kind is not None:
+        return kind.slug, kind.title
     try:
-        return HTTPStatus(status).phrase
+        return f"http-{status}", HTTPStatus(status).phrase
     except ValueError:
-        return "Error"
+        return f"http-{status}", "Error"
 
 
 def _validation_issues(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -192,11 +214,13 @@ async def _domain_error_handler(request: Request, exc: Exception) -> JSONRespons
 
 async def _http_exception_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    title = _status_title(exc.status_code)
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
+    slug, title = _status_slug_and_title(exc.status_code)
+    # Starlette's detail is its status phrase, or for a 400 a parser message.
+    phrase = HTTPStatus(exc.status_code).phrase if exc.status_code in _HTTP_ERRORS else None
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else title
     return problem_response(
         status=exc.status_code,
-        slug=_status_slug(exc.status_code),
+        slug=slug,
         title=title,
         detail=detail,
         instance=request.url.path,

@@ -11,6 +11,7 @@ import logging.config
 from typing import Any
 
 import structlog
+import structlog.tracebacks
 from asgi_correlation_id import correlation_id
 from structlog.types import EventDict, Processor
 
@@ -33,11 +34,17 @@ def configure_logging(settings: Settings) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Processor
+    # Tracebacks never carry local variables: a frame's locals can hold a
+    # password or a token.
     if settings.effective_log_format == "json":
         renderer = structlog.processors.JSONRenderer()
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
 
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

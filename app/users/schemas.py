@@ -2,9 +2,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Self
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.core.security.password_policy import MAX_LENGTH, check_new_password
 from app.users.models import FULL_NAME_MAX_LENGTH
@@ -29,10 +37,11 @@ class UserCreate(BaseModel):
     password: NewPassword
     full_name: FullName | None = None
 
-    @model_validator(mode="after")
-    def _strong_password(self) -> Self:
-        check_new_password(self.password, email=self.email)
-        return self
+    @field_validator("password")
+    @classmethod
+    def _strong_password(cls, password: str, info: ValidationInfo) -> str:
+        # `email` is declared first, so it is already validated (or absent) here.
+        return check_new_password(password, email=info.data.get("email"))
 
 
 class UserRead(BaseModel):
