@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.core.config import Settings
+from app.core.errors import DomainError
 from app.core.logging import configure_logging
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
@@ -54,19 +55,31 @@ def serve(settings: Settings) -> None:
     )
 
 
-async def _create_admin(settings: Settings, email: str, password: str) -> bool:
-    from app.core.security.passwords import PasswordHasher
-    from app.db.engine import create_engine, create_sessionmaker
+async def _with_users(settings: Settings, action: str, *args: str) -> str:
+    """Run one account command through the same service the API uses."""
+    from app.core.context import SYSTEM_CONTEXT
+    from app.core.resources import open_resources
     from app.users.service import UserService
 
-    engine = create_engine(settings)
-    hasher = PasswordHasher(settings)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            return await UserService(session, hasher).ensure_admin(email, password)
-    finally:
-        hasher.close()
-        await engine.dispose()
+    async with open_resources(settings) as resources, resources.sessionmaker() as session:
+        users = UserService(session, resources, SYSTEM_CONTEXT)
+        if action == "create-admin":
+            email, password = args
+            created = await users.ensure_admin(email, password)
+            return "created" if created else "an account with that email already exists"
+        if action == "set-password":
+            email, password = args
+            await users.reset_password(email, password)
+            return "password set; every session of the account has ended"
+        page = await users.list_page(cursor=None, limit=100)
+        lines = [
+            f"{user.id}  {user.email}  {'active' if user.is_active else 'inactive'}  "
+            f"{','.join(user.roles)}"
+            for user in page.items
+        ]
+        if page.next_cursor:
+            lines.append("… (first 100 shown)")
+        return "\n".join(lines) or "no users"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,27 +88,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("serve", help="serve the API on HOST:PORT")
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head")
-    admin = commands.add_parser("create-admin", help="create an admin account if absent")
-    admin.add_argument("email")
-    admin.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+    for name, text in [
+        ("create-admin", "create an admin account unless the email is taken"),
+        ("set-password", "set an account's password and end its sessions"),
+    ]:
+        command = commands.add_parser(name, help=text)
+        command.add_argument("email")
+        command.add_argument(
+            "--password-stdin", action="store_true", help="read the password from standard input"
+        )
+    commands.add_parser("list-users", help="list the first 100 accounts")
     args = parser.parse_args(argv)
     settings = _load_settings()
     configure_logging(settings)
 
     if args.command == "serve":
         serve(settings)
-    elif args.command == "migrate":
+        return 0
+    if args.command == "migrate":
         migrate(settings, args.revision)
-    elif args.command == "create-admin":
+        return 0
+    extra: tuple[str, ...] = ()
+    if args.command in {"create-admin", "set-password"}:
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else _prompt()
-        try:
-            created = asyncio.run(_create_admin(settings, args.email, password))
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print("created" if created else "an account with that email already exists")
+        extra = (args.email, password)
+    try:
+        print(asyncio.run(_with_users(settings, args.command, *extra)))
+    except (ValueError, LookupError, DomainError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

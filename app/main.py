@@ -11,14 +11,11 @@ from fastapi import FastAPI
 from app.api import health, v1
 from app.api.openapi import install_openapi
 from app.core.config import Settings
+from app.core.context import SYSTEM_CONTEXT
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import build_middleware
-from app.core.pagination import CursorCodec
-from app.core.resources import Resources
-from app.core.security.passwords import PasswordHasher
-from app.core.security.tokens import AccessTokenCodec
-from app.db.engine import create_engine, create_sessionmaker
+from app.core.resources import Resources, open_resources
 from app.users.service import UserService
 
 log = structlog.get_logger(__name__)
@@ -30,26 +27,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        resources = Resources(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            hasher=PasswordHasher(settings),
-            tokens=AccessTokenCodec(settings),
-            cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
-        )
-        app.state.resources = resources
-        try:
+        # On the way out, readiness turns 503 first, so a load balancer drains
+        # this replica before its connections close.
+        async with open_resources(settings) as resources:
+            app.state.resources = resources
             await _ensure_first_admin(resources)
             log.info("app.started", env=settings.app_env)
             yield
-        finally:
-            # Readiness turns 503 first, so a load balancer drains this replica.
-            resources.shutting_down = True
-            resources.hasher.close()
-            await engine.dispose()
-            log.info("app.stopped")
+        log.info("app.stopped")
 
     app = FastAPI(
         title="Groundwork",
@@ -71,7 +56,7 @@ async def _ensure_first_admin(resources: Resources) -> None:
     if not settings.first_admin_email or settings.first_admin_password is None:
         return
     async with resources.sessionmaker() as session:
-        created = await UserService(session, resources.hasher).ensure_admin(
+        created = await UserService(session, resources, SYSTEM_CONTEXT).ensure_admin(
             settings.first_admin_email, settings.first_admin_password.get_secret_value()
         )
     log.info("app.first_admin", created=created)

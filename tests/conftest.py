@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli import ALEMBIC_INI
 from app.core.config import Settings
+from app.core.context import SYSTEM_CONTEXT
 from app.core.resources import Resources
 from app.db.engine import create_engine
 from app.main import create_app
@@ -50,6 +51,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "secret_key": SecretStr("test-secret-key-that-is-long-enough-0123456789"),
         "log_format": "json",
+        "mail_backend": "memory",
         "first_admin_email": None,
         "first_admin_password": None,
     }
@@ -171,7 +173,7 @@ def make_account(client: httpx.AsyncClient, resources: Resources) -> AccountFact
         user_id = await register(client, email)
         if roles:
             async with resources.sessionmaker() as session:
-                rbac = RbacService(session)
+                rbac = RbacService(session, SYSTEM_CONTEXT)
                 for role in roles:
                     await rbac.assign_role(user_id, role)
                 await session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
+from asgi_correlation_id import correlation_id
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.service import AuthService
 from app.core.authz import Permission, Principal
 from app.core.config import Settings
+from app.core.context import RequestContext
 from app.core.errors import Forbidden, Unauthorized
 from app.core.resources import Resources, resources_of
 
@@ -45,8 +47,21 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_auth_service(session: SessionDep, resources: ResourcesDep) -> AuthService:
-    return AuthService(session, resources.settings, resources.hasher, resources.tokens)
+def get_request_context(request: Request) -> RequestContext:
+    return RequestContext.of(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+        request_id=correlation_id.get(),
+    )
+
+
+RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+def get_auth_service(
+    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
+) -> AuthService:
+    return AuthService(session, resources, context)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
@@ -72,4 +87,6 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
         return principal
 
     check.__name__ = f"require_{permission.name.lower()}"
+    # Lets tests (and tooling) find which permission a route demands.
+    check.required_permission = permission  # type: ignore[attr-defined]
     return check

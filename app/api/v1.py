@@ -2,11 +2,15 @@
 
 from fastapi import APIRouter
 
+from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.items.router import router as items_router
+from app.rbac.router import router as rbac_router
 from app.users.router import router as users_router
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(auth_router)
 router.include_router(users_router)
+router.include_router(rbac_router)
 router.include_router(items_router)
+router.include_router(audit_router)

@@ -2,21 +2,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, BackgroundTasks, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api.deps import AuthServiceDep
+from app.api.deps import AuthServiceDep, CurrentPrincipal, ResourcesDep
 from app.api.responses import VALIDATED, problems
-from app.auth.schemas import TokenResponse
+from app.auth.schemas import (
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    TokenPair,
+)
+from app.core.mail import deliver
 from app.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post(
-    "/register",
-    status_code=status.HTTP_201_CREATED,
-    responses=problems(*VALIDATED, 403, 409),
+    "/register", status_code=status.HTTP_201_CREATED, responses=problems(*VALIDATED, 403, 409)
 )
 async def register(data: UserCreate, service: AuthServiceDep) -> UserRead:
     return await service.register(data)
@@ -25,6 +29,51 @@ async def register(data: UserCreate, service: AuthServiceDep) -> UserRead:
 @router.post("/token", responses=problems(*VALIDATED, 400, 401))
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], service: AuthServiceDep
-) -> TokenResponse:
+) -> TokenPair:
     """OAuth2 password flow: `username` is the email. Swagger's Authorize uses it."""
     return await service.login(form.username, form.password)
+
+
+@router.post("/refresh", responses=problems(*VALIDATED, 401))
+async def refresh(data: RefreshRequest, service: AuthServiceDep) -> TokenPair:
+    """Spend a refresh token for a new pair. A spent token presented again ends its session."""
+    return await service.refresh(data.refresh_token)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(*VALIDATED))
+async def logout(data: RefreshRequest, service: AuthServiceDep) -> None:
+    """End the session of this refresh token. Unknown tokens are accepted silently."""
+    await service.logout(data.refresh_token)
+
+
+@router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))
+async def logout_all(principal: CurrentPrincipal, service: AuthServiceDep) -> None:
+    """End every session of the caller, this one included."""
+    await service.logout_all(principal)
+
+
+@router.post(
+    "/password-reset/request",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problems(*VALIDATED),
+)
+async def request_password_reset(
+    data: PasswordResetRequest,
+    service: AuthServiceDep,
+    resources: ResourcesDep,
+    background: BackgroundTasks,
+) -> None:
+    """Always 202: the answer does not say whether the email has an account."""
+    mail = await service.request_password_reset(data.email)
+    if mail is not None:
+        # Sent after the answer, so its latency does not reveal the account either.
+        background.add_task(deliver, resources.mailer, mail)
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*VALIDATED, 400),
+)
+async def confirm_password_reset(data: PasswordResetConfirm, service: AuthServiceDep) -> None:
+    await service.confirm_password_reset(data)

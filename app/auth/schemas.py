@@ -1,11 +1,36 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.users.schemas import Email, NewPassword
+
+# Opaque tokens are 43 characters; the bound only stops absurd input early.
+OpaqueToken = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class TokenResponse(BaseModel):
+class TokenPair(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    refresh_token: str
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: OpaqueToken
+
+
+class PasswordResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+
+
+class PasswordResetConfirm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: OpaqueToken
+    new_password: NewPassword

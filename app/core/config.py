@@ -6,10 +6,11 @@ down explicitly. Nothing else in the code base looks at `os.environ`.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from pathlib import Path
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.data/groundwork.db"
@@ -45,6 +46,19 @@ class Settings(BaseSettings):
     jwt_issuer: str = "groundwork"
     jwt_audience: str = "groundwork-api"
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=300)
+    password_reset_ttl_seconds: int = Field(default=1800, ge=60, le=86_400)
+
+    mail_backend: Literal["console", "smtp", "memory"] = "console"
+    mail_from: str = "Groundwork <no-reply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Where the reset email points; `{token}` is replaced. Unset: the token alone.
+    password_reset_url: str | None = None
 
     password_hash_memory_kib: int = Field(default=19_456, ge=19_456)
     password_hash_time_cost: int = Field(default=2, ge=2)
@@ -56,6 +70,37 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None
+
+    # /metrics: open outside production; in production only with this bearer
+    # token or from one of these networks (comma-separated CIDRs).
+    metrics_token: SecretStr | None = None
+    metrics_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list
+    )
+    # Set: metrics are shared by every worker process through files here
+    # (prometheus_client's multiprocess mode). Wiped by `serve` at start-up.
+    prometheus_multiproc_dir: Path | None = None
+
+    # The standard OpenTelemetry variables, read here like every other setting.
+    # Tracing is off unless an OTLP endpoint is set.
+    otel_sdk_disabled: bool = False
+    otel_service_name: str = "groundwork"
+    otel_resource_attributes: str = ""
+    otel_traces_exporter: Literal["otlp", "none"] = "otlp"
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] = "http/protobuf"
+    otel_exporter_otlp_headers: SecretStr | None = None
+    otel_exporter_otlp_timeout: int = Field(default=10_000, gt=0)
+    otel_traces_sampler: Literal[
+        "always_on",
+        "always_off",
+        "traceidratio",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "parentbased_traceidratio",
+    ] = "parentbased_always_on"
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0.0, le=1.0)
 
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
@@ -73,6 +118,24 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "console" if self.app_env == "development" else "json"
+
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """Where spans are sent, or None when tracing is off."""
+        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
+
+    @field_validator("metrics_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

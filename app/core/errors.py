@@ -87,6 +87,17 @@ class PreconditionFailed(DomainError):
     title = "Precondition failed"
 
 
+class Unprocessable(DomainError):
+    status = 422
+    slug = "unprocessable"
+    title = "The request cannot be applied"
+
+
+class InvalidToken(DomainError):
+    slug = "invalid-token"
+    title = "Invalid or expired token"
+
+
 class IdempotencyKeyReused(DomainError):
     status = 422
     slug = "idempotency-key-reused"

@@ -1,16 +1,24 @@
-"""Long-lived objects owned by the app's lifespan, typed for dependency code."""
+"""Long-lived collaborators, built once per process by the lifespan (or the CLI).
+
+Services receive this object instead of a growing list of arguments; nothing
+in it is created at import time, so every app instance owns its own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
+from app.core.mail import Mailer, create_mailer
 from app.core.pagination import CursorCodec
 from app.core.security.passwords import PasswordHasher
 from app.core.security.tokens import AccessTokenCodec
+from app.db.engine import create_engine, create_sessionmaker
 
 
 @dataclass(slots=True)
@@ -21,7 +29,28 @@ class Resources:
     hasher: PasswordHasher
     tokens: AccessTokenCodec
     cursors: CursorCodec
+    mailer: Mailer
     shutting_down: bool = field(default=False)
+
+
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    engine = create_engine(settings)
+    resources = Resources(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        hasher=PasswordHasher(settings),
+        tokens=AccessTokenCodec(settings),
+        cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
+        mailer=create_mailer(settings),
+    )
+    try:
+        yield resources
+    finally:
+        resources.shutting_down = True
+        resources.hasher.close()
+        await engine.dispose()
 
 
 def resources_of(connection: HTTPConnection) -> Resources:

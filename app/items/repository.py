@@ -45,6 +45,14 @@ class ItemRepository:
         statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
         return await keyset_page(self.session, statement, Item, after=after, limit=limit)
 
+    async def owned_by(self, owner_id: uuid.UUID) -> Sequence[Item]:
+        statement = (
+            select(Item)
+            .where(Item.owner_id == owner_id)
+            .order_by(Item.created_at.desc(), Item.id.desc())
+        )
+        return (await self.session.scalars(statement)).all()
+
     async def add(self, item: Item) -> Item:
         self.session.add(item)
         await self.session.flush()

@@ -18,11 +18,7 @@ router = APIRouter(prefix="/items", tags=["items"])
 
 
 def get_item_service(session: SessionDep, resources: ResourcesDep) -> ItemService:
-    return ItemService(
-        session,
-        resources.cursors,
-        idempotency_ttl_seconds=resources.settings.idempotency_ttl_seconds,
-    )
+    return ItemService(session, resources)
 
 
 ItemServiceDep = Annotated[ItemService, Depends(get_item_service)]
@@ -78,7 +74,7 @@ async def list_items(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[ItemRead]:
     """The caller's items, newest first; everyone's with `items:read_any`."""
-    return await service.list(principal, cursor=cursor, limit=limit)
+    return await service.list_page(principal, cursor=cursor, limit=limit)
 
 
 @router.get(

@@ -10,7 +10,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.core.authz import Principal
 from app.core.errors import NotFound, PreconditionFailed
 from app.core.http import make_etag, match
-from app.core.pagination import CursorCodec, Page
+from app.core.pagination import Page
+from app.core.resources import Resources
 from app.idempotency.models import IdempotencyRecord
 from app.idempotency.service import IdempotencyService, StoredResponse, fingerprint
 from app.items.models import Item
@@ -33,13 +34,13 @@ class Created:
 
 
 class ItemService:
-    def __init__(
-        self, session: AsyncSession, cursors: CursorCodec, *, idempotency_ttl_seconds: int
-    ) -> None:
+    def __init__(self, session: AsyncSession, resources: Resources) -> None:
         self.session = session
         self.items = ItemRepository(session)
-        self.cursors = cursors
-        self.idempotency = IdempotencyService(session, ttl_seconds=idempotency_ttl_seconds)
+        self.cursors = resources.cursors
+        self.idempotency = IdempotencyService(
+            session, ttl_seconds=resources.settings.idempotency_ttl_seconds
+        )
 
     async def create(
         self, principal: Principal, data: ItemCreate, *, idempotency_key: str | None = None
@@ -67,13 +68,19 @@ class ItemService:
         log.info("item.created", item_id=str(item.id))
         return Created(read, replayed=False)
 
-    async def list(self, principal: Principal, *, cursor: str | None, limit: int) -> Page[ItemRead]:
+    async def list_page(
+        self, principal: Principal, *, cursor: str | None, limit: int
+    ) -> Page[ItemRead]:
         after = self.cursors.decode(cursor) if cursor else None
         rows, next_position = await self.items.list_readable(principal, after=after, limit=limit)
         return Page[ItemRead](
             items=[ItemRead.model_validate(row) for row in rows],
             next_cursor=self.cursors.encode(next_position) if next_position else None,
         )
+
+    async def owned_by(self, user_id: uuid.UUID) -> list[ItemRead]:
+        """Every item of one user, for their data export."""
+        return [ItemRead.model_validate(item) for item in await self.items.owned_by(user_id)]
 
     async def get(self, principal: Principal, item_id: uuid.UUID) -> ItemRead:
         item = await self.items.get_readable(principal, item_id)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.pagination import Position
+from app.db.pagination import keyset_page
 from app.users.models import User
 
 
@@ -19,7 +22,16 @@ class UserRepository:
         result: User | None = await self.session.scalar(select(User).where(User.email == email))
         return result
 
+    async def list_page(
+        self, *, after: Position | None, limit: int
+    ) -> tuple[Sequence[User], Position | None]:
+        return await keyset_page(self.session, select(User), User, after=after, limit=limit)
+
     async def add(self, user: User) -> User:
         self.session.add(user)
         await self.session.flush()
         return user
+
+    async def delete(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -14,7 +14,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.core.security.password_policy import MAX_LENGTH, check_new_password
+from app.core.security.password_policy import MAX_LENGTH, check_not_email, check_strength
 from app.users.models import FULL_NAME_MAX_LENGTH
 
 
@@ -23,11 +23,17 @@ def _lower(value: str) -> str:
 
 
 Email = Annotated[EmailStr, AfterValidator(_lower)]
-# The length bound is in the schema too, so the OpenAPI document tells clients.
+# The bounds are in the schema too, so the OpenAPI document tells clients.
 NewPassword = Annotated[
-    str, Field(max_length=MAX_LENGTH, json_schema_extra={"format": "password", "writeOnly": True})
+    str,
+    Field(max_length=MAX_LENGTH, json_schema_extra={"format": "password", "writeOnly": True}),
+    AfterValidator(check_strength),
+]
+CurrentPassword = Annotated[
+    str, Field(min_length=1, max_length=MAX_LENGTH, json_schema_extra={"format": "password"})
 ]
 FullName = Annotated[str, Field(min_length=1, max_length=FULL_NAME_MAX_LENGTH)]
+RoleName = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class UserCreate(BaseModel):
@@ -39,9 +45,32 @@ class UserCreate(BaseModel):
 
     @field_validator("password")
     @classmethod
-    def _strong_password(cls, password: str, info: ValidationInfo) -> str:
+    def _not_the_email(cls, password: str, info: ValidationInfo) -> str:
         # `email` is declared first, so it is already validated (or absent) here.
-        return check_new_password(password, email=info.data.get("email"))
+        email = info.data.get("email")
+        return check_not_email(password, email) if email else password
+
+
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full_name: FullName | None = None
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: CurrentPassword
+    new_password: NewPassword
+
+
+class UserAdminUpdate(BaseModel):
+    """What an administrator may change; anything else is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_active: bool | None = None
+    roles: Annotated[list[RoleName], Field(max_length=32)] | None = None
 
 
 class UserRead(BaseModel):
@@ -51,3 +80,12 @@ class UserRead(BaseModel):
     is_active: bool
     roles: list[str]
     created_at: datetime
+
+
+class UserExport(BaseModel):
+    """Everything held about one person, in one document."""
+
+    profile: UserRead
+    items: list[dict[str, Any]]
+    audit_events: list[dict[str, Any]]
+    exported_at: datetime

@@ -6,54 +6,223 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Conflict, NotFound
+from app.audit.schemas import AuditAction
+from app.audit.service import AuditService
+from app.auth.sessions import SessionService
+from app.core.authz import Principal
+from app.core.context import RequestContext
+from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.pagination import Page
+from app.core.resources import Resources
 from app.core.security.password_policy import check_new_password
-from app.core.security.passwords import PasswordHasher
+from app.db.types import utcnow
+from app.items.service import ItemService
 from app.rbac.service import ADMIN_ROLE, MEMBER_ROLE, RbacService
 from app.users.models import User
 from app.users.repository import UserRepository
-from app.users.schemas import UserCreate, UserRead
+from app.users.schemas import (
+    PasswordChange,
+    ProfileUpdate,
+    UserAdminUpdate,
+    UserCreate,
+    UserExport,
+    UserRead,
+)
 
 log = structlog.get_logger(__name__)
 
+TARGET = "user"
+
 
 class UserService:
-    def __init__(self, session: AsyncSession, hasher: PasswordHasher) -> None:
+    def __init__(
+        self, session: AsyncSession, resources: Resources, context: RequestContext
+    ) -> None:
         self.session = session
+        self.resources = resources
         self.users = UserRepository(session)
-        self.rbac = RbacService(session)
-        self.hasher = hasher
+        self.rbac = RbacService(session, context)
+        self.audit = AuditService(session, context)
+        self.sessions = SessionService(
+            session, refresh_ttl_seconds=resources.settings.refresh_token_ttl_seconds
+        )
+
+    # --- lookups other services use ---------------------------------------------
+
+    async def get_active(self, user_id: uuid.UUID) -> User | None:
+        user = await self.users.get(user_id)
+        return user if user is not None and user.is_active else None
+
+    async def find_by_email(self, email: str) -> User | None:
+        return await self.users.get_by_email(email.lower())
+
+    async def get_active_by_email(self, email: str) -> User | None:
+        user = await self.find_by_email(email)
+        return user if user is not None and user.is_active else None
+
+    async def set_password_hash(self, user: User, password_hash: str) -> None:
+        user.password_hash = password_hash
+        await self.session.flush()
+
+    # --- registration and the first admin ---------------------------------------
 
     async def register(self, data: UserCreate) -> UserRead:
         if await self.users.get_by_email(data.email) is not None:
             raise Conflict("An account with this email already exists.")
+        user = await self._create(data.email, data.password, data.full_name, roles=[MEMBER_ROLE])
+        if user is None:
+            raise Conflict("An account with this email already exists.")
+        return await self.read(user.id)
+
+    async def ensure_admin(self, email: str, password: str) -> bool:
+        """Create an admin unless an account with that email exists; True if created."""
+        email = email.lower()
+        if await self.users.get_by_email(email) is not None:
+            return False
+        check_new_password(password, email=email)
+        user = await self._create(email, password, None, roles=[MEMBER_ROLE, ADMIN_ROLE])
+        return user is not None
+
+    async def _create(
+        self, email: str, password: str, full_name: str | None, *, roles: list[str]
+    ) -> User | None:
         user = User(
-            email=data.email,
-            full_name=data.full_name,
-            password_hash=await self.hasher.hash(data.password),
+            email=email,
+            full_name=full_name,
+            password_hash=await self.resources.hasher.hash(password),
         )
         try:
             await self.users.add(user)
-            await self.rbac.assign_role(user.id, MEMBER_ROLE)
+            for role in roles:
+                await self.rbac.assign_role(user.id, role)
+            self.audit.record(
+                AuditAction.REGISTERED,
+                actor_id=user.id,
+                target_type=TARGET,
+                target_id=user.id,
+                details={"roles": roles},
+            )
             await self.session.commit()
-        except IntegrityError as exc:
+        except IntegrityError:
             # Lost a race with a concurrent registration of the same email.
             await self.session.rollback()
-            raise Conflict("An account with this email already exists.") from exc
+            return None
         log.info("user.registered", user_id=str(user.id))
-        return UserRead(
-            id=user.id,
-            email=user.email,
-            full_name=user.full_name,
-            is_active=user.is_active,
-            roles=[MEMBER_ROLE],
-            created_at=user.created_at,
-        )
+        return user
+
+    # --- the caller's own account -------------------------------------------------
 
     async def read(self, user_id: uuid.UUID) -> UserRead:
+        user = await self._get(user_id)
+        return await self._read(user)
+
+    async def update_profile(self, principal: Principal, data: ProfileUpdate) -> UserRead:
+        user = await self._get(principal.user_id)
+        if "full_name" in data.model_fields_set:
+            user.full_name = data.full_name
+        await self.session.commit()
+        return await self._read(user)
+
+    async def change_password(self, principal: Principal, data: PasswordChange) -> None:
+        user = await self._get(principal.user_id)
+        valid, _ = await self.resources.hasher.verify(data.current_password, user.password_hash)
+        if not valid:
+            raise InvalidRequest("The current password is not correct.")
+        check_new_password(data.new_password, email=user.email)
+        user.password_hash = await self.resources.hasher.hash(data.new_password)
+        # Whoever else holds a session may be the reason for the change.
+        await self.sessions.end_all(
+            user.id, "password_changed", utcnow(), keep=principal.session_id
+        )
+        self.audit.record(
+            AuditAction.PASSWORD_CHANGED, actor_id=user.id, target_type=TARGET, target_id=user.id
+        )
+        await self.session.commit()
+
+    async def reset_password(self, email: str, password: str) -> None:
+        """An operator sets a password (the CLI); every session of the account ends."""
+        user = await self.find_by_email(email)
+        if user is None:
+            raise LookupError(f"no account with the email {email.lower()!r}")
+        check_new_password(password, email=user.email)
+        user.password_hash = await self.resources.hasher.hash(password)
+        await self.sessions.end_all(user.id, "password_reset", utcnow())
+        self.audit.record(
+            AuditAction.PASSWORD_RESET, actor_id=None, target_type=TARGET, target_id=user.id
+        )
+        await self.session.commit()
+
+    async def export(self, principal: Principal) -> UserExport:
+        user = await self._get(principal.user_id)
+        items = await ItemService(self.session, self.resources).owned_by(user.id)
+        self.audit.record(
+            AuditAction.EXPORTED, actor_id=user.id, target_type=TARGET, target_id=user.id
+        )
+        await self.session.flush()
+        events = await self.audit.about_user(user.id)
+        document = UserExport(
+            profile=await self._read(user),
+            items=[item.model_dump(mode="json") for item in items],
+            audit_events=[event.model_dump(mode="json") for event in events],
+            exported_at=utcnow(),
+        )
+        await self.session.commit()
+        return document
+
+    async def delete_self(self, principal: Principal) -> None:
+        await self._delete(principal, principal.user_id)
+
+    # --- administration --------------------------------------------------------------
+
+    async def list_page(self, *, cursor: str | None, limit: int) -> Page[UserRead]:
+        cursors = self.resources.cursors
+        after = cursors.decode(cursor) if cursor else None
+        rows, position = await self.users.list_page(after=after, limit=limit)
+        return Page[UserRead](
+            items=[await self._read(user) for user in rows],
+            next_cursor=cursors.encode(position) if position else None,
+        )
+
+    async def update(self, actor: Principal, user_id: uuid.UUID, data: UserAdminUpdate) -> UserRead:
+        user = await self._get(user_id)
+        changes: dict[str, object] = {}
+        if data.is_active is not None and data.is_active != user.is_active:
+            if not data.is_active:
+                if user.id == actor.user_id:
+                    raise Conflict("You cannot deactivate your own account.")
+                await self._keep_an_admin(user.id)
+                await self.sessions.end_all(user.id, "deactivated", utcnow())
+            user.is_active = data.is_active
+            changes["is_active"] = data.is_active
+        if data.roles is not None:
+            current = (await self.rbac.grants_for(user.id)).roles
+            if ADMIN_ROLE in current and ADMIN_ROLE not in data.roles:
+                await self._keep_an_admin(user.id)
+            await self.rbac.set_user_roles(user.id, data.roles)
+            changes["roles"] = sorted(set(data.roles))
+        if changes:
+            self.audit.record(
+                AuditAction.UPDATED,
+                actor_id=actor.user_id,
+                target_type=TARGET,
+                target_id=user.id,
+                details=changes,
+            )
+        await self.session.commit()
+        return await self._read(user)
+
+    async def delete(self, actor: Principal, user_id: uuid.UUID) -> None:
+        await self._delete(actor, user_id)
+
+    # --- internals ---------------------------------------------------------------------
+
+    async def _get(self, user_id: uuid.UUID) -> User:
         user = await self.users.get(user_id)
         if user is None:
             raise NotFound("No such user.")
+        return user
+
+    async def _read(self, user: User) -> UserRead:
         grants = await self.rbac.grants_for(user.id)
         return UserRead(
             id=user.id,
@@ -64,32 +233,22 @@ class UserService:
             created_at=user.created_at,
         )
 
-    async def get_active(self, user_id: uuid.UUID) -> User | None:
-        user = await self.users.get(user_id)
-        return user if user is not None and user.is_active else None
+    async def _keep_an_admin(self, user_id: uuid.UUID) -> None:
+        grants = await self.rbac.grants_for(user_id)
+        if ADMIN_ROLE in grants.roles and await self.rbac.is_last_admin(user_id):
+            raise Conflict("This is the last active admin; make another admin first.")
 
-    async def find_by_email(self, email: str) -> User | None:
-        return await self.users.get_by_email(email.lower())
-
-    async def replace_password_hash(self, user: User, password_hash: str) -> None:
-        user.password_hash = password_hash
-        await self.session.flush()
-
-    async def ensure_admin(self, email: str, password: str) -> bool:
-        """Create the first admin unless an account with that email exists; True if created."""
-        email = email.lower()
-        if await self.users.get_by_email(email) is not None:
-            return False
-        check_new_password(password, email=email)
-        user = User(email=email, password_hash=await self.hasher.hash(password))
-        try:
-            await self.users.add(user)
-            await self.rbac.assign_role(user.id, MEMBER_ROLE)
-            await self.rbac.assign_role(user.id, ADMIN_ROLE)
-            await self.session.commit()
-        except IntegrityError:
-            # Another worker created it first: the outcome we wanted.
-            await self.session.rollback()
-            return False
-        log.info("user.admin_created", user_id=str(user.id))
-        return True
+    async def _delete(self, actor: Principal, user_id: uuid.UUID) -> None:
+        """The account, its items and sessions go in one transaction (by cascade)."""
+        user = await self._get(user_id)
+        await self._keep_an_admin(user.id)
+        await self.audit.scrub_user(user.id)
+        await self.users.delete(user)
+        self.audit.record(
+            AuditAction.DELETED,
+            actor_id=None if actor.user_id == user_id else actor.user_id,
+            target_type=TARGET,
+            target_id=user_id,
+        )
+        await self.session.commit()
+        log.info("user.deleted", user_id=str(user_id))

@@ -260,6 +260,8 @@ FORGERIES = {
     "no_sid": lambda uid: jwt.encode(_claims(uid, sid=None), SECRET, "HS256"),
     "sub_not_uuid": lambda uid: jwt.encode(_claims(uid, sub="admin"), SECRET, "HS256"),
     "unknown_user": lambda uid: jwt.encode(_claims(uuid.uuid4()), SECRET, "HS256"),
+    # Signed correctly, but for a session the server never started.
+    "unknown_session": lambda uid: jwt.encode(_claims(uid), SECRET, "HS256"),
     "garbage": lambda uid: "not.a.jwt",
 }
 
@@ -296,9 +298,11 @@ async def test_a_tampered_payload_is_401(
 async def test_a_genuine_token_is_accepted(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
-    # The control for the forgeries above: the same request with a real token works.
+    # The control for the forgeries above: a token minted with the server's key
+    # for a live session works.
     account = await make_account()
-    token = jwt.encode(_claims(account.id), SECRET, "HS256")
+    sid = jwt.decode(account.token, options={"verify_signature": False})["sid"]
+    token = jwt.encode(_claims(account.id, sid=sid), SECRET, "HS256")
 
     response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
 

@@ -24,13 +24,23 @@ _COMMON_PASSWORDS = _load_common_passwords()
 
 def check_new_password(password: str, *, email: str | None = None) -> str:
     """Return the password if acceptable; raise ValueError saying why not."""
+    check_strength(password)
+    if email is not None:
+        check_not_email(password, email)
+    return password
+
+
+def check_strength(password: str) -> str:
     if len(password) < MIN_LENGTH:
         raise ValueError(f"password must be at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
         raise ValueError(f"password must be at most {MAX_LENGTH} characters")
-    lowered = password.lower()
-    if lowered in _COMMON_PASSWORDS:
+    if password.lower() in _COMMON_PASSWORDS:
         raise ValueError("password is too common")
-    if email is not None and lowered in {email.lower(), email.split("@", 1)[0].lower()}:
+    return password
+
+
+def check_not_email(password: str, email: str) -> str:
+    if password.lower() in {email.lower(), email.split("@", 1)[0].lower()}:
         raise ValueError("password must not be the email address")
     return password

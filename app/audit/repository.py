@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import AuditEvent
+from app.core.pagination import Position
+from app.db.pagination import keyset_page
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, event: AuditEvent) -> None:
+        # Flushed with the action's own changes at commit: one transaction.
+        self.session.add(event)
+
+    async def list_page(
+        self,
+        *,
+        action: str | None,
+        actor_id: uuid.UUID | None,
+        after: Position | None,
+        limit: int,
+    ) -> tuple[Sequence[AuditEvent], Position | None]:
+        statement = select(AuditEvent)
+        if action is not None:
+            statement = statement.where(AuditEvent.action == action)
+        if actor_id is not None:
+            statement = statement.where(AuditEvent.actor_id == actor_id)
+        return await keyset_page(self.session, statement, AuditEvent, after=after, limit=limit)
+
+    async def about_user(self, user_id: uuid.UUID) -> Sequence[AuditEvent]:
+        statement = (
+            select(AuditEvent)
+            .where(or_(AuditEvent.actor_id == user_id, AuditEvent.target_id == str(user_id)))
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        )
+        return (await self.session.scalars(statement)).all()
+
+    async def scrub_user(self, user_id: uuid.UUID) -> None:
+        """Drop what could identify a deleted user; the bare events stay for the record."""
+        await self.session.execute(
+            update(AuditEvent)
+            .where(or_(AuditEvent.actor_id == user_id, AuditEvent.target_id == str(user_id)))
+            .values(ip=None, user_agent=None, details={})
+        )

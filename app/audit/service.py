@@ -1,0 +1,70 @@
+"""The audit trail: written inside the caller's transaction, never on its own.
+
+An action that rolls back takes its event with it; an action that commits
+cannot lose its event. Callers own the commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.models import AuditEvent
+from app.audit.repository import AuditRepository
+from app.audit.schemas import AuditAction, AuditEventRead
+from app.core.context import RequestContext
+from app.core.pagination import CursorCodec, Page
+
+
+class AuditService:
+    def __init__(self, session: AsyncSession, context: RequestContext) -> None:
+        self.events = AuditRepository(session)
+        self.context = context
+
+    def record(
+        self,
+        action: AuditAction,
+        *,
+        actor_id: uuid.UUID | None,
+        target_type: str | None = None,
+        target_id: uuid.UUID | str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.events.add(
+            AuditEvent(
+                action=action.value,
+                actor_id=actor_id,
+                target_type=target_type,
+                target_id=str(target_id) if target_id is not None else None,
+                ip=self.context.ip,
+                user_agent=self.context.user_agent,
+                request_id=self.context.request_id,
+                details=details or {},
+            )
+        )
+
+    async def list_page(
+        self,
+        cursors: CursorCodec,
+        *,
+        action: str | None,
+        actor_id: uuid.UUID | None,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[AuditEventRead]:
+        after = cursors.decode(cursor) if cursor else None
+        rows, position = await self.events.list_page(
+            action=action, actor_id=actor_id, after=after, limit=limit
+        )
+        return Page[AuditEventRead](
+            items=[AuditEventRead.model_validate(row) for row in rows],
+            next_cursor=cursors.encode(position) if position else None,
+        )
+
+    async def about_user(self, user_id: uuid.UUID) -> list[AuditEventRead]:
+        return [AuditEventRead.model_validate(e) for e in await self.events.about_user(user_id)]
+
+    async def scrub_user(self, user_id: uuid.UUID) -> None:
+        await self.events.scrub_user(user_id)

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.models import AuthSession, PasswordResetToken, RefreshToken
+
+
+class AuthRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, *rows: AuthSession | RefreshToken | PasswordResetToken) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def get_live(
+        self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+    ) -> AuthSession | None:
+        statement = select(AuthSession).where(
+            AuthSession.id == session_id,
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+        result: AuthSession | None = await self.session.scalar(statement)
+        return result
+
+    async def refresh_token_with_session(
+        self, digest: str
+    ) -> tuple[RefreshToken, AuthSession] | None:
+        statement = (
+            select(RefreshToken, AuthSession)
+            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+            .where(RefreshToken.token_digest == digest)
+        )
+        row = (await self.session.execute(statement)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def spend(self, token_id: uuid.UUID, now: datetime) -> bool:
+        """Mark a refresh token spent; False if it already was.
+
+        One conditional UPDATE: of two concurrent refreshes with one token,
+        the database lets exactly one match `spent_at IS NULL`.
+        """
+        result = await self.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token_id, RefreshToken.spent_at.is_(None))
+            .values(spent_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def revoke(self, session_id: uuid.UUID, reason: str, now: datetime) -> None:
+        await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def revoke_all(
+        self, user_id: uuid.UUID, reason: str, now: datetime, *, keep: uuid.UUID | None = None
+    ) -> None:
+        statement = (
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        if keep is not None:
+            statement = statement.where(AuthSession.id != keep)
+        await self.session.execute(statement)
+
+    async def reset_token(self, digest: str) -> PasswordResetToken | None:
+        result: PasswordResetToken | None = await self.session.scalar(
+            select(PasswordResetToken).where(PasswordResetToken.token_digest == digest)
+        )
+        return result
+
+    async def use_reset_token(self, token_id: uuid.UUID, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(PasswordResetToken)
+            .where(
+                PasswordResetToken.id == token_id,
+                PasswordResetToken.used_at.is_(None),
+                PasswordResetToken.expires_at > now,
+            )
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)

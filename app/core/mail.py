@@ -1,0 +1,94 @@
+"""Outgoing mail behind one small interface: console, SMTP, or an in-memory outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import sys
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Protocol
+
+import structlog
+
+from app.core.config import Settings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    to: str
+    subject: str
+    body: str
+
+
+class Mailer(Protocol):
+    async def send(self, mail: Mail) -> None: ...
+
+
+class ConsoleMailer:
+    """Development: print the message to the server's output, where a developer looks.
+
+    Printed, not logged, so a log pipeline never receives the secrets inside.
+    In production it prints only that a message was dropped.
+    """
+
+    def __init__(self, *, show_body: bool) -> None:
+        self._show_body = show_body
+
+    async def send(self, mail: Mail) -> None:
+        if self._show_body:
+            print(f"--- mail to {mail.to}: {mail.subject}\n{mail.body}\n---", file=sys.stdout)
+        else:
+            print(f"--- mail dropped (MAIL_BACKEND=console): {mail.subject}", file=sys.stdout)
+
+
+@dataclass
+class MemoryMailer:
+    """An outbox for tests: keeps what would have gone out."""
+
+    outbox: list[Mail] = field(default_factory=list)
+
+    async def send(self, mail: Mail) -> None:
+        self.outbox.append(mail)
+
+
+class SmtpMailer:
+    """SMTP through the standard library, in a worker thread so the loop never waits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def send(self, mail: Mail) -> None:
+        await asyncio.to_thread(self._send_blocking, mail)
+
+    def _send_blocking(self, mail: Mail) -> None:
+        s = self._settings
+        message = EmailMessage()
+        message["From"] = s.mail_from
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message.set_content(mail.body)
+        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username and s.smtp_password is not None:
+                smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+            smtp.send_message(message)
+
+
+def create_mailer(settings: Settings) -> Mailer:
+    if settings.mail_backend == "smtp":
+        return SmtpMailer(settings)
+    if settings.mail_backend == "memory":
+        return MemoryMailer()
+    return ConsoleMailer(show_body=not settings.is_production)
+
+
+async def deliver(mailer: Mailer, mail: Mail) -> None:
+    """Send, logging a failure instead of raising: callers run this after answering."""
+    try:
+        await mailer.send(mail)
+    except Exception as exc:
+        log.error("mail.failed", subject=mail.subject, error=type(exc).__name__)

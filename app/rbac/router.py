@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, status
+
+from app.api.deps import RequestContextDep, SessionDep, require
+from app.api.responses import AUTHENTICATED, VALIDATED, problems
+from app.core.authz import Permission, Principal
+from app.rbac.schemas import RoleCreate, RoleRead, RoleUpdate
+from app.rbac.service import RbacService
+
+router = APIRouter(prefix="/roles", tags=["roles"])
+
+
+def get_rbac_service(session: SessionDep, context: RequestContextDep) -> RbacService:
+    return RbacService(session, context)
+
+
+RbacServiceDep = Annotated[RbacService, Depends(get_rbac_service)]
+RoleReader = Annotated[Principal, Depends(require(Permission.ROLES_READ))]
+RoleWriter = Annotated[Principal, Depends(require(Permission.ROLES_WRITE))]
+RoleNamePath = Annotated[str, Path(max_length=64)]
+
+
+@router.get("", responses=problems(*AUTHENTICATED))
+async def list_roles(_: RoleReader, service: RbacServiceDep) -> list[RoleRead]:
+    return await service.list_roles()
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*AUTHENTICATED, *VALIDATED, 409),
+)
+async def create_role(data: RoleCreate, actor: RoleWriter, service: RbacServiceDep) -> RoleRead:
+    return await service.create_role(actor, data)
+
+
+@router.patch("/{name}", responses=problems(*AUTHENTICATED, *VALIDATED, 404, 409))
+async def update_role(
+    name: RoleNamePath, data: RoleUpdate, actor: RoleWriter, service: RbacServiceDep
+) -> RoleRead:
+    """Replace the role's permissions. Changes apply on each holder's next request."""
+    return await service.update_role(actor, name, data)
+
+
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problems(*AUTHENTICATED, *VALIDATED, 404, 409),
+)
+async def delete_role(name: RoleNamePath, actor: RoleWriter, service: RbacServiceDep) -> None:
+    await service.delete_role(actor, name)
