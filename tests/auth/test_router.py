@@ -266,6 +266,7 @@ FORGERIES = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
 async def test_forged_or_unusable_tokens_are_401(
     client: httpx.AsyncClient, make_account: AccountFactory, forgery: str
