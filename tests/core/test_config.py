@@ -1,0 +1,126 @@
+"""Production refuses to start on unsafe settings, and says which one is wrong."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from app.core.config import DEFAULT_SECRET_KEY, Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_URL = "postgresql+asyncpg://app:pw@db.internal:5432/groundwork"
+GOOD_SECRET = "k" * 48
+# Settings read the environment too; none of these may leak in from the machine.
+_SETTING_VARIABLES = ("APP_ENV", "SECRET_KEY", "DEBUG", "DATABASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _SETTING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def production(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "app_env": "production",
+        "database_url": POSTGRES_URL,
+        "secret_key": SecretStr(GOOD_SECRET),
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def refusal_messages(exc: pytest.ExceptionInfo[ValidationError]) -> str:
+    return " ".join(error["msg"] for error in exc.value.errors()).lower()
+
+
+def test_production_accepts_postgres_and_a_long_random_secret() -> None:
+    settings = production()
+
+    assert settings.is_production
+    assert settings.secret_key.get_secret_value() == GOOD_SECRET
+    assert settings.database_url == POSTGRES_URL
+
+
+def test_production_refuses_a_missing_secret_key() -> None:
+    with pytest.raises(ValidationError) as exc:
+        Settings(_env_file=None, app_env="production", database_url=POSTGRES_URL)  # type: ignore[call-arg]
+
+    assert "secret_key" in refusal_messages(exc)
+
+
+def test_production_refuses_the_default_secret_key() -> None:
+    with pytest.raises(ValidationError) as exc:
+        production(secret_key=SecretStr(DEFAULT_SECRET_KEY))
+
+    assert "secret_key" in refusal_messages(exc)
+
+
+@pytest.mark.parametrize("secret", ["s" * 31, "short"])
+def test_production_refuses_a_secret_key_shorter_than_32_bytes(secret: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        production(secret_key=SecretStr(secret))
+
+    assert "secret_key" in refusal_messages(exc)
+    assert secret not in str(exc.value)
+
+
+def test_production_accepts_a_secret_key_of_exactly_32_bytes() -> None:
+    assert production(secret_key=SecretStr("s" * 32)).is_production
+
+
+def test_production_refuses_debug() -> None:
+    with pytest.raises(ValidationError) as exc:
+        production(debug=True)
+
+    assert "debug" in refusal_messages(exc)
+
+
+@pytest.mark.parametrize(
+    "sqlite_url",
+    ["sqlite+aiosqlite:///./.data/groundwork.db", "sqlite+aiosqlite:///:memory:"],
+)
+def test_production_refuses_sqlite(sqlite_url: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        production(database_url=sqlite_url)
+
+    assert "database_url" in refusal_messages(exc)
+
+
+def test_development_accepts_the_embedded_defaults() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+
+    assert settings.app_env == "development"
+    assert settings.is_sqlite
+
+
+def test_cli_refuses_a_short_secret_in_production_without_printing_it(tmp_path: Path) -> None:
+    short_secret = "tiny-secret-7f3a"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(REPO_ROOT),
+        "APP_ENV": "production",
+        "SECRET_KEY": short_secret,
+        "DATABASE_URL": POSTGRES_URL,
+    }
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "app", "migrate"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert "SECRET_KEY" in output
+    assert short_secret not in output
+    assert "Traceback" not in output
