@@ -31,15 +31,17 @@ class AuditService:
         target_type: str | None = None,
         target_id: uuid.UUID | str | None = None,
         details: dict[str, Any] | None = None,
+        with_origin: bool = True,
     ) -> None:
+        """Add an event to the caller's transaction; `with_origin=False` leaves out ip and agent."""
         self.events.add(
             AuditEvent(
                 action=action.value,
                 actor_id=actor_id,
                 target_type=target_type,
                 target_id=str(target_id) if target_id is not None else None,
-                ip=self.context.ip,
-                user_agent=self.context.user_agent,
+                ip=self.context.ip if with_origin else None,
+                user_agent=self.context.user_agent if with_origin else None,
                 request_id=self.context.request_id,
                 details=details or {},
             )

@@ -19,9 +19,10 @@ from app.core.authz import Principal
 from app.core.context import RequestContext
 from app.core.errors import Forbidden, InvalidCredentials, InvalidToken, Unauthorized
 from app.core.mail import Mail
+from app.core.metrics import LOGINS, REFRESH_REUSE
 from app.core.resources import Resources
 from app.core.security.opaque import digest, new_secret
-from app.core.security.password_policy import MAX_LENGTH, check_not_email
+from app.core.security.password_policy import MAX_LENGTH, ensure_new_password
 from app.core.security.tokens import InvalidToken as InvalidAccessToken
 from app.db.types import utcnow
 from app.rbac.service import RbacService
@@ -78,6 +79,7 @@ class AuthService:
             AuditAction.LOGIN_SUCCEEDED, actor_id=user.id, target_type="user", target_id=user.id
         )
         await self.session.commit()
+        LOGINS.labels(outcome="success").inc()
         log.info("auth.login_succeeded", user_id=str(user.id))
         return self._pair(issued)
 
@@ -91,6 +93,7 @@ class AuthService:
             details={"reason": reason},
         )
         await self.session.commit()
+        LOGINS.labels(outcome=reason).inc()
         log.info("auth.login_failed", user_id=str(user_id) if user_id else None, reason=reason)
         raise InvalidCredentials
 
@@ -106,6 +109,7 @@ class AuthService:
                 details={"session_id": str(result.session_id)},
             )
             await self.session.commit()
+            REFRESH_REUSE.inc()
             log.warning(
                 "auth.refresh_reuse_detected",
                 user_id=str(result.user_id),
@@ -198,7 +202,7 @@ class AuthService:
         user = await self.users.get_active(reset.user_id)
         if user is None:
             raise InvalidToken("The reset token is invalid, used or expired.")
-        check_not_email(data.new_password, user.email)
+        ensure_new_password(data.new_password, email=user.email)
         await self.users.set_password_hash(
             user, await self.resources.hasher.hash(data.new_password)
         )

@@ -14,7 +14,7 @@ from app.core.context import RequestContext
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.pagination import Page
 from app.core.resources import Resources
-from app.core.security.password_policy import check_new_password
+from app.core.security.password_policy import check_new_password, ensure_new_password
 from app.db.types import utcnow
 from app.items.service import ItemService
 from app.rbac.service import ADMIN_ROLE, MEMBER_ROLE, RbacService
@@ -128,7 +128,7 @@ class UserService:
         valid, _ = await self.resources.hasher.verify(data.current_password, user.password_hash)
         if not valid:
             raise InvalidRequest("The current password is not correct.")
-        check_new_password(data.new_password, email=user.email)
+        ensure_new_password(data.new_password, email=user.email)
         user.password_hash = await self.resources.hasher.hash(data.new_password)
         # Whoever else holds a session may be the reason for the change.
         await self.sessions.end_all(
@@ -244,11 +244,14 @@ class UserService:
         await self._keep_an_admin(user.id)
         await self.audit.scrub_user(user.id)
         await self.users.delete(user)
+        deleting_self = actor.user_id == user_id
         self.audit.record(
             AuditAction.DELETED,
-            actor_id=None if actor.user_id == user_id else actor.user_id,
+            actor_id=None if deleting_self else actor.user_id,
             target_type=TARGET,
             target_id=user_id,
+            # The request came from the person being forgotten.
+            with_origin=not deleting_self,
         )
         await self.session.commit()
         log.info("user.deleted", user_id=str(user_id))

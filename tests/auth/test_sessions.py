@@ -322,3 +322,17 @@ async def test_registration_then_reset_for_an_uppercase_email(
     await client.post(RESET_REQUEST, json={"email": "MIXED@Example.com"})
 
     assert [mail.to for mail in outbox(resources).outbox] == ["mixed@example.com"]
+
+
+async def test_reset_confirm_refuses_the_email_as_the_new_password(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+    await client.post(RESET_REQUEST, json={"email": account.email})
+    token = token_in(outbox(resources).outbox[-1].body)
+
+    refused = await client.post(RESET_CONFIRM, json={"token": token, "new_password": account.email})
+    accepted = await client.post(RESET_CONFIRM, json={"token": token, "new_password": NEW_PASSWORD})
+
+    assert refused.status_code == 422
+    assert accepted.status_code == 204

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+from app.core.errors import Unprocessable
+
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 
@@ -44,3 +46,11 @@ def check_not_email(password: str, email: str) -> str:
     if password.lower() in {email.lower(), email.split("@", 1)[0].lower()}:
         raise ValueError("password must not be the email address")
     return password
+
+
+def ensure_new_password(password: str, *, email: str) -> None:
+    """The same rules, for services: a refusal is a 422 problem, not a crash."""
+    try:
+        check_new_password(password, email=email)
+    except ValueError as exc:
+        raise Unprocessable(str(exc).capitalize() + ".") from exc

@@ -1,0 +1,343 @@
+"""Roles and their permissions: `/roles` with `roles:read` / `roles:write`."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.audit.models import AuditEvent
+from app.core.authz import Permission
+from app.core.resources import Resources
+from tests.conftest import Account, AccountFactory
+
+ROLES = "/api/v1/roles"
+USERS = "/api/v1/users"
+AUDIT = "/api/v1/audit-events"
+ME = "/api/v1/users/me"
+EVERY_PERMISSION = sorted(permission.value for permission in Permission)
+
+
+async def list_roles(client: httpx.AsyncClient, admin: Account) -> dict[str, list[str]]:
+    response = await client.get(ROLES, headers=admin.headers)
+    assert response.status_code == 200, response.text
+    return {role["name"]: role["permissions"] for role in response.json()}
+
+
+async def create_role(
+    client: httpx.AsyncClient, admin: Account, name: str, permissions: list[str]
+) -> httpx.Response:
+    return await client.post(
+        ROLES, json={"name": name, "permissions": permissions}, headers=admin.headers
+    )
+
+
+async def give_roles(
+    client: httpx.AsyncClient, admin: Account, account: Account, roles: list[str]
+) -> None:
+    response = await client.patch(
+        f"{USERS}/{account.id}", json={"roles": roles}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+
+
+# --- who may read and change roles -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", ROLES, None),
+        ("POST", ROLES, {"name": "sneaky", "permissions": ["audit:read"]}),
+        ("PATCH", f"{ROLES}/member", {"permissions": EVERY_PERMISSION}),
+        ("DELETE", f"{ROLES}/member", None),
+    ],
+)
+async def test_members_cannot_read_or_change_roles(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    method: str,
+    path: str,
+    body: dict[str, object] | None,
+) -> None:
+    member = await make_account()
+    admin = await make_account(roles=("admin",))
+    before = await list_roles(client, admin)
+
+    response = await client.request(method, path, json=body, headers=member.headers)
+
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:groundwork:problem:forbidden"
+    assert await list_roles(client, admin) == before
+
+
+async def test_admin_sees_the_built_in_roles_and_their_permissions(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await client.get(ROLES, headers=admin.headers)
+
+    assert response.status_code == 200
+    assert all(set(role) == {"name", "permissions"} for role in response.json())
+    roles = {role["name"]: role["permissions"] for role in response.json()}
+    assert sorted(roles["admin"]) == EVERY_PERMISSION
+    assert len(roles["admin"]) == 9
+    assert sorted(roles["member"]) == ["items:read", "items:write"]
+
+
+# --- creating ---------------------------------------------------------------------------
+
+
+async def test_creating_a_role_is_201_and_lists_it(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await create_role(client, admin, "auditor", ["audit:read", "users:read"])
+
+    assert response.status_code == 201
+    assert response.json() == {"name": "auditor", "permissions": ["audit:read", "users:read"]}
+    assert sorted((await list_roles(client, admin))["auditor"]) == ["audit:read", "users:read"]
+
+
+@pytest.mark.parametrize("name", ["admin", "member", "support"])
+async def test_a_role_name_already_taken_is_409(
+    client: httpx.AsyncClient, make_account: AccountFactory, name: str
+) -> None:
+    admin = await make_account(roles=("admin",))
+    assert (await create_role(client, admin, "support", ["items:read"])).status_code == 201
+    before = await list_roles(client, admin)
+
+    response = await create_role(client, admin, name, ["audit:read"])
+
+    assert response.status_code == 409
+    assert response.json()["type"] == "urn:groundwork:problem:conflict"
+    assert await list_roles(client, admin) == before
+
+
+@pytest.mark.parametrize(
+    "permissions", [["audit:write"], ["items:read", "everything"], ["*"], ["ITEMS:READ"]]
+)
+async def test_an_unknown_permission_is_422_and_creates_nothing(
+    client: httpx.AsyncClient, make_account: AccountFactory, permissions: list[str]
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await create_role(client, admin, "custom", permissions)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "custom" not in await list_roles(client, admin)
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Admin", "1st", "has space", "a/b", "dots.not", "x" * 65, "ünicode"]
+)
+async def test_a_malformed_role_name_is_422(
+    client: httpx.AsyncClient, make_account: AccountFactory, name: str
+) -> None:
+    admin = await make_account(roles=("admin",))
+    before = await list_roles(client, admin)
+
+    response = await create_role(client, admin, name, ["items:read"])
+
+    assert response.status_code == 422
+    assert await list_roles(client, admin) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "custom", "permissions": ["items:read"], "id": "x"},
+        {"name": "custom"},
+        {"permissions": ["items:read"]},
+        {"name": "custom", "permissions": "items:read"},
+    ],
+)
+async def test_a_malformed_role_body_is_422(
+    client: httpx.AsyncClient, make_account: AccountFactory, body: dict[str, object]
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await client.post(ROLES, json=body, headers=admin.headers)
+
+    assert response.status_code == 422
+    assert "custom" not in await list_roles(client, admin)
+
+
+# --- changing -----------------------------------------------------------------------------
+
+
+async def test_patch_replaces_a_roles_permissions(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+    await create_role(client, admin, "support", ["items:read_any", "users:read"])
+
+    response = await client.patch(
+        f"{ROLES}/support", json={"permissions": ["audit:read"]}, headers=admin.headers
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"name": "support", "permissions": ["audit:read"]}
+    assert (await list_roles(client, admin))["support"] == ["audit:read"]
+
+
+async def test_a_role_permission_change_applies_to_holders_on_their_next_request(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+    member = await make_account()
+    await create_role(client, admin, "auditor", [])
+    await give_roles(client, admin, member, ["member", "auditor"])
+    assert (await client.get(AUDIT, headers=member.headers)).status_code == 403
+
+    granted = await client.patch(
+        f"{ROLES}/auditor", json={"permissions": ["audit:read"]}, headers=admin.headers
+    )
+    assert granted.status_code == 200
+    # The member's token was issued before the change; no new login is needed.
+    assert (await client.get(AUDIT, headers=member.headers)).status_code == 200
+
+    revoked = await client.patch(
+        f"{ROLES}/auditor", json={"permissions": []}, headers=admin.headers
+    )
+    assert revoked.status_code == 200
+    assert (await client.get(AUDIT, headers=member.headers)).status_code == 403
+    assert (await client.get(ME, headers=member.headers)).json()["roles"] == ["auditor", "member"]
+
+
+async def test_the_admin_role_cannot_lose_a_permission(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+    fewer = [p for p in EVERY_PERMISSION if p != "audit:read"]
+
+    for permissions in (fewer, [], ["items:read"]):
+        response = await client.patch(
+            f"{ROLES}/admin", json={"permissions": permissions}, headers=admin.headers
+        )
+        assert response.status_code == 409, permissions
+        assert response.json()["type"] == "urn:groundwork:problem:conflict"
+
+    assert sorted((await list_roles(client, admin))["admin"]) == EVERY_PERMISSION
+    assert (await client.get(AUDIT, headers=admin.headers)).status_code == 200
+
+
+async def test_the_admin_role_may_be_patched_with_every_permission(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await client.patch(
+        f"{ROLES}/admin", json={"permissions": EVERY_PERMISSION}, headers=admin.headers
+    )
+
+    assert response.status_code == 200
+    assert sorted(response.json()["permissions"]) == EVERY_PERMISSION
+
+
+async def test_patch_with_an_unknown_permission_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await client.patch(
+        f"{ROLES}/member", json={"permissions": ["items:read", "items:nuke"]}, headers=admin.headers
+    )
+
+    assert response.status_code == 422
+    assert sorted((await list_roles(client, admin))["member"]) == ["items:read", "items:write"]
+
+
+@pytest.mark.parametrize(("method", "body"), [("PATCH", {"permissions": []}), ("DELETE", None)])
+async def test_an_unknown_role_is_404(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    method: str,
+    body: dict[str, object] | None,
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await client.request(method, f"{ROLES}/ghost", json=body, headers=admin.headers)
+
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:groundwork:problem:not-found"
+
+
+# --- deleting ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["admin", "member"])
+async def test_a_built_in_role_cannot_be_deleted(
+    client: httpx.AsyncClient, make_account: AccountFactory, name: str
+) -> None:
+    admin = await make_account(roles=("admin",))
+    before = await list_roles(client, admin)
+
+    response = await client.delete(f"{ROLES}/{name}", headers=admin.headers)
+
+    assert response.status_code == 409
+    assert response.json()["type"] == "urn:groundwork:problem:conflict"
+    assert await list_roles(client, admin) == before
+    assert (await client.get(ME, headers=admin.headers)).json()["roles"] == ["admin", "member"]
+
+
+async def test_deleting_a_custom_role_removes_it_and_its_grants(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+    member = await make_account()
+    await create_role(client, admin, "auditor", ["audit:read"])
+    await give_roles(client, admin, member, ["member", "auditor"])
+    assert (await client.get(AUDIT, headers=member.headers)).status_code == 200
+
+    response = await client.delete(f"{ROLES}/auditor", headers=admin.headers)
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert "auditor" not in await list_roles(client, admin)
+    again = await client.delete(f"{ROLES}/auditor", headers=admin.headers)
+    patch = await client.patch(f"{ROLES}/auditor", json={"permissions": []}, headers=admin.headers)
+    assert [again.status_code, patch.status_code] == [404, 404]
+    assert (await client.get(AUDIT, headers=member.headers)).status_code == 403
+    assert (await client.get(ME, headers=member.headers)).json()["roles"] == ["member"]
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+async def test_every_role_change_is_audited(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    created = await create_role(client, admin, "support", ["items:read_any"])
+    updated = await client.patch(
+        f"{ROLES}/support", json={"permissions": ["users:read"]}, headers=admin.headers
+    )
+    deleted = await client.delete(f"{ROLES}/support", headers=admin.headers)
+    refused = await client.delete(f"{ROLES}/admin", headers=admin.headers)
+
+    assert [created.status_code, updated.status_code, deleted.status_code] == [201, 200, 204]
+    assert refused.status_code == 409
+    async with resources.sessionmaker() as session:
+        events = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "role.changed")
+                .order_by(AuditEvent.created_at)
+            )
+        ).all()
+    assert [event.details for event in events] == [
+        {"change": "created", "permissions": ["items:read_any"]},
+        {"change": "updated", "permissions": ["users:read"]},
+        {"change": "deleted"},
+    ]
+    assert {event.target_id for event in events} == {"support"}
+    assert {event.target_type for event in events} == {"role"}
+    assert {event.actor_id for event in events} == {admin.id}
+    assert [event.request_id for event in events] == [
+        r.headers["x-request-id"] for r in (created, updated, deleted)
+    ]

@@ -1,0 +1,430 @@
+"""The caller's own account: profile, password, export and deletion (`/users/me*`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, or_, select
+
+from app.audit.models import AuditEvent
+from app.core.resources import Resources
+from app.items.models import Item
+from app.users.models import User
+from tests.conftest import PASSWORD, Account, AccountFactory
+
+ME = "/api/v1/users/me"
+PASSWORD_CHANGE = "/api/v1/users/me/password"
+EXPORT = "/api/v1/users/me/export"
+TOKEN = "/api/v1/auth/token"
+REFRESH = "/api/v1/auth/refresh"
+ITEMS = "/api/v1/items"
+USERS = "/api/v1/users"
+NEW_PASSWORD = "a-brand-new-passphrase-42"
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def start_session(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str
+) -> dict[str, Any]:
+    """Log in once more: a separate session with its own access and refresh token."""
+    response = await client.post(
+        TOKEN, data={"username": email, "password": password}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    pair: dict[str, Any] = response.json()
+    return pair
+
+
+async def login_status(client: httpx.AsyncClient, email: str, password: str) -> int:
+    response = await client.post(TOKEN, data={"username": email, "password": password})
+    return response.status_code
+
+
+async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
+    response = await client.post(REFRESH, json={"refresh_token": refresh_token})
+    return response.status_code
+
+
+async def create_item(client: httpx.AsyncClient, account: Account, title: str) -> str:
+    response = await client.post(ITEMS, json={"title": title}, headers=account.headers)
+    assert response.status_code == 201, response.text
+    item_id: str = response.json()["id"]
+    return item_id
+
+
+async def items_owned_by(resources: Resources, user_id: uuid.UUID) -> int:
+    async with resources.sessionmaker() as session:
+        statement = select(func.count()).select_from(Item).where(Item.owner_id == user_id)
+        return int(await session.scalar(statement) or 0)
+
+
+async def audit_rows_about(resources: Resources, user_id: uuid.UUID) -> list[AuditEvent]:
+    async with resources.sessionmaker() as session:
+        statement = select(AuditEvent).where(
+            or_(AuditEvent.actor_id == user_id, AuditEvent.target_id == str(user_id))
+        )
+        return list((await session.scalars(statement)).all())
+
+
+async def all_audit_rows(resources: Resources) -> list[AuditEvent]:
+    async with resources.sessionmaker() as session:
+        return list((await session.scalars(select(AuditEvent))).all())
+
+
+async def audit_rows_named(
+    resources: Resources, user_id: uuid.UUID, action: str
+) -> list[AuditEvent]:
+    return [row for row in await audit_rows_about(resources, user_id) if row.action == action]
+
+
+def column_values(row: AuditEvent) -> list[str]:
+    return [str(getattr(row, column.key)) for column in AuditEvent.__table__.columns]
+
+
+# --- reading and editing the profile ----------------------------------------------
+
+
+async def test_me_returns_the_profile_and_never_a_password_hash(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+
+    response = await client.get(ME, headers=account.headers)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"id", "email", "full_name", "is_active", "roles", "created_at"}
+    assert body["id"] == str(account.id)
+    assert body["email"] == account.email
+    assert body["full_name"] is None
+    assert body["is_active"] is True
+    assert body["roles"] == ["member"]
+    async with resources.sessionmaker() as session:
+        user = await session.get(User, account.id)
+    assert user is not None
+    assert user.password_hash not in response.text
+    assert "argon2" not in response.text
+    assert account.password not in response.text
+
+
+async def test_patch_me_changes_the_full_name(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+
+    response = await client.patch(ME, json={"full_name": "Ada Lovelace"}, headers=account.headers)
+
+    assert response.status_code == 200
+    assert response.json()["full_name"] == "Ada Lovelace"
+    assert (await client.get(ME, headers=account.headers)).json()["full_name"] == "Ada Lovelace"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"roles": ["admin"]},
+        {"is_active": False},
+        {"email": "someone-else@example.com"},
+        {"id": str(uuid.uuid4())},
+        {"password_hash": "$argon2id$v=19$forged"},
+    ],
+)
+async def test_patch_me_refuses_fields_a_user_may_not_set(
+    client: httpx.AsyncClient, make_account: AccountFactory, extra: dict[str, object]
+) -> None:
+    account = await make_account()
+    before = (await client.get(ME, headers=account.headers)).json()
+
+    response = await client.patch(
+        ME, json={"full_name": "Mallory", **extra}, headers=account.headers
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    (field,) = extra
+    assert field in {str(part) for error in response.json()["errors"] for part in error["loc"]}
+    # Nothing of the request was applied, not even the allowed part.
+    assert (await client.get(ME, headers=account.headers)).json() == before
+    assert (await client.get(USERS, headers=account.headers)).status_code == 403
+    assert await login_status(client, account.email, PASSWORD) == 200
+
+
+# --- changing the password -----------------------------------------------------------
+
+
+async def test_password_change_with_a_wrong_current_password_is_400_and_changes_nothing(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    other = await start_session(client, account.email)
+
+    response = await client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": "not-the-password", "new_password": NEW_PASSWORD},
+        headers=account.headers,
+    )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await login_status(client, account.email, PASSWORD) == 200
+    assert await login_status(client, account.email, NEW_PASSWORD) == 401
+    # A failed attempt ends no session.
+    assert (await client.get(ME, headers=bearer(other["access_token"]))).status_code == 200
+    assert await refresh_status(client, other["refresh_token"]) == 200
+
+
+async def test_a_changed_password_logs_in_and_the_old_one_no_longer_does(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+
+    response = await client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=account.headers,
+    )
+
+    assert response.status_code == 204
+    assert response.content == b""
+    assert await login_status(client, account.email, NEW_PASSWORD) == 200
+    assert await login_status(client, account.email, PASSWORD) == 401
+
+
+async def test_a_password_change_ends_every_other_session_but_not_the_callers(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    caller = await start_session(client, account.email)
+    laptop = await start_session(client, account.email)
+    phone = await start_session(client, account.email)
+
+    response = await client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=bearer(caller["access_token"]),
+    )
+
+    assert response.status_code == 204
+    for other in (laptop, phone, {"access_token": account.token}):
+        revoked = await client.get(ME, headers=bearer(other["access_token"]))
+        assert revoked.status_code == 401
+        assert revoked.headers["www-authenticate"] == "Bearer"
+    for other in (laptop, phone):
+        assert await refresh_status(client, other["refresh_token"]) == 401
+    assert (await client.get(ME, headers=bearer(caller["access_token"]))).status_code == 200
+    assert await refresh_status(client, caller["refresh_token"]) == 200
+
+
+@pytest.mark.parametrize(
+    "new_password", ["short", "1234567", "password", "Password123", "x" * 129, ""]
+)
+async def test_a_weak_new_password_is_422_and_the_password_is_unchanged(
+    client: httpx.AsyncClient, make_account: AccountFactory, new_password: str
+) -> None:
+    account = await make_account()
+
+    response = await client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": PASSWORD, "new_password": new_password},
+        headers=account.headers,
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await login_status(client, account.email, PASSWORD) == 200
+
+
+@pytest.mark.parametrize("part", ["email", "local_part"])
+async def test_a_new_password_equal_to_the_email_is_422(
+    client: httpx.AsyncClient, make_account: AccountFactory, part: str
+) -> None:
+    account = await make_account(f"long-enough-name-{uuid.uuid4().hex[:8]}@example.com")
+    new_password = account.email if part == "email" else account.email.split("@")[0]
+
+    response = await client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": PASSWORD, "new_password": new_password},
+        headers=account.headers,
+    )
+
+    assert response.status_code == 422
+    assert await login_status(client, account.email, PASSWORD) == 200
+
+
+# --- export ----------------------------------------------------------------------------
+
+
+async def test_export_holds_the_profile_the_callers_items_and_audit_events_about_them(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    stranger = await make_account()
+    mine = {await create_item(client, account, "mine 1"), await create_item(client, account, "2")}
+    theirs = await create_item(client, stranger, "not yours")
+    profile = (await client.get(ME, headers=account.headers)).json()
+
+    response = await client.get(EXPORT, headers=account.headers)
+
+    assert response.status_code == 200
+    document = response.json()
+    assert document["profile"] == profile
+    assert {item["id"] for item in document["items"]} == mine
+    assert theirs not in response.text
+    assert all(item["owner_id"] == str(account.id) for item in document["items"])
+    actions = {event["action"] for event in document["audit_events"]}
+    assert {"user.registered", "auth.login_succeeded"} <= actions
+    for event in document["audit_events"]:
+        assert str(account.id) in {event["actor_id"], event["target_id"]}, event
+    assert str(stranger.id) not in response.text
+    assert "argon2" not in response.text
+
+
+async def test_export_is_recorded_as_a_user_exported_event(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+
+    response = await client.get(EXPORT, headers=account.headers)
+
+    assert response.status_code == 200
+    exported = await audit_rows_named(resources, account.id, "user.exported")
+    assert len(exported) == 1
+    assert exported[0].actor_id == account.id
+    assert exported[0].target_id == str(account.id)
+
+
+# --- deletion ----------------------------------------------------------------------------
+
+
+async def test_a_deleted_account_loses_its_tokens_and_cannot_log_in(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    other = await start_session(client, account.email)
+
+    response = await client.delete(ME, headers=account.headers)
+
+    assert response.status_code == 204
+    assert response.content == b""
+    for access_token in (account.token, other["access_token"]):
+        denied = await client.get(ME, headers=bearer(access_token))
+        assert denied.status_code == 401
+        assert denied.headers["www-authenticate"] == "Bearer"
+    assert await refresh_status(client, other["refresh_token"]) == 401
+    assert await login_status(client, account.email, PASSWORD) == 401
+
+
+async def test_deleting_the_account_deletes_its_items_and_only_its_items(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+    bystander = await make_account()
+    for n in range(3):
+        await create_item(client, account, f"item {n}")
+    await create_item(client, bystander, "stays")
+
+    response = await client.delete(ME, headers=account.headers)
+
+    assert response.status_code == 204
+    assert await items_owned_by(resources, account.id) == 0
+    assert await items_owned_by(resources, bystander.id) == 1
+    async with resources.sessionmaker() as session:
+        assert await session.get(User, account.id) is None
+
+
+async def test_audit_events_recorded_before_a_deletion_keep_no_personal_data(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+    full_name = f"Zebulon Quux {uuid.uuid4().hex[:6]}"
+    agent = f"identifying-agent/{uuid.uuid4().hex}"
+    await client.patch(ME, json={"full_name": full_name}, headers=account.headers)
+    await start_session(client, account.email, **{"User-Agent": agent})
+    await client.post(
+        TOKEN,
+        data={"username": account.email, "password": "not-the-password"},
+        headers={"User-Agent": agent},
+    )
+    await client.get(EXPORT, headers={**account.headers, "User-Agent": agent})
+    before = await audit_rows_about(resources, account.id)
+    assert any(row.user_agent == agent for row in before)
+    assert any(row.ip is not None for row in before)
+
+    response = await client.delete(ME, headers=account.headers)
+
+    assert response.status_code == 204
+    earlier = [
+        row for row in await audit_rows_about(resources, account.id) if row.action != "user.deleted"
+    ]
+    # The bare events stay for the record...
+    assert {row.id for row in earlier} == {row.id for row in before}
+    # ...but nothing in them identifies the person any more.
+    for row in earlier:
+        assert row.ip is None, row.action
+        assert row.user_agent is None, row.action
+    for row in await all_audit_rows(resources):
+        for value in column_values(row):
+            assert account.email not in value, row.action
+            assert full_name not in value, row.action
+            assert agent not in value, row.action
+
+
+async def test_deleting_the_account_is_recorded_as_a_user_deleted_event(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+
+    response = await client.delete(ME, headers=account.headers)
+
+    assert response.status_code == 204
+    deleted = await audit_rows_named(resources, account.id, "user.deleted")
+    assert len(deleted) == 1
+    assert deleted[0].target_type == "user"
+    assert deleted[0].target_id == str(account.id)
+
+
+async def test_the_user_deleted_event_of_a_self_deletion_keeps_no_ip_or_user_agent(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+    agent = f"identifying-agent/{uuid.uuid4().hex}"
+
+    response = await client.delete(ME, headers={**account.headers, "User-Agent": agent})
+
+    assert response.status_code == 204
+    (deleted,) = await audit_rows_named(resources, account.id, "user.deleted")
+    assert deleted.ip is None
+    assert deleted.user_agent is None
+
+
+async def test_the_last_admin_cannot_delete_their_own_account(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    response = await client.delete(ME, headers=admin.headers)
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert (await client.get(USERS, headers=admin.headers)).status_code == 200
+    async with resources.sessionmaker() as session:
+        assert await session.get(User, admin.id) is not None
+
+
+async def test_an_admin_can_delete_their_own_account_while_another_admin_remains(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    leaving = await make_account(roles=("admin",))
+    staying = await make_account(roles=("admin",))
+
+    response = await client.delete(ME, headers=leaving.headers)
+
+    assert response.status_code == 204
+    gone = await client.get(f"{USERS}/{leaving.id}", headers=staying.headers)
+    assert gone.status_code == 404
