@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -40,19 +42,32 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
+    from app.core.workers import MetricsSupervisor, prepare_multiprocess_dir
+
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
         # The client address is worked out by the app from TRUSTED_PROXIES;
         # uvicorn's own X-Forwarded-For handling would trust loopback.
-        proxy_headers=False,
-        server_header=False,
-        access_log=False,
-        log_config=None,
-    )
+        "proxy_headers": False,
+        "server_header": False,
+        "access_log": False,
+        "log_config": None,
+    }
+    multiproc_dir = settings.prometheus_multiproc_dir
+    if multiproc_dir is not None:
+        # Before any worker exists: a worker's metrics land here from its start.
+        prepare_multiprocess_dir(multiproc_dir)
+    if multiproc_dir is None or settings.workers == 1:
+        uvicorn.run("app.main:create_app", **options)
+        return
+    # What uvicorn.run does for several workers, with a supervisor that also
+    # marks exited workers dead for the metrics.
+    config = uvicorn.Config("app.main:create_app", **options)
+    with contextlib.suppress(KeyboardInterrupt):
+        MetricsSupervisor(config, [config.bind_socket()], multiproc_dir=multiproc_dir).run()
 
 
 async def _with_users(settings: Settings, action: str, *args: str) -> str:

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from app.api import health, v1
+from app.api import health, metrics, v1
+from app.api.docs import install_docs
 from app.api.openapi import install_openapi
 from app.core.config import Settings
 from app.core.context import SYSTEM_CONTEXT
@@ -16,14 +18,20 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.middleware import build_middleware
 from app.core.resources import Resources, open_resources
+from app.core.tracing import Tracing
+from app.db.observe import observed_engine
 from app.users.service import UserService
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+) -> FastAPI:
+    """`span_exporter` replaces the OTLP exporter and turns tracing on (tests)."""
     settings = settings or Settings()
     configure_logging(settings)
+    tracing = Tracing(settings, exporter=span_exporter)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,9 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # this replica before its connections close.
         async with open_resources(settings) as resources:
             app.state.resources = resources
-            await _ensure_first_admin(resources)
-            log.info("app.started", env=settings.app_env)
-            yield
+            with (
+                tracing.exporting(),
+                observed_engine(resources.engine, settings, tracing),
+                tracing.traced_redis(resources.redis),
+            ):
+                await _ensure_first_admin(resources)
+                log.info("app.started", env=settings.app_env)
+                yield
         log.info("app.stopped")
 
     app = FastAPI(
@@ -43,10 +56,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         middleware=build_middleware(settings),
         debug=settings.debug,
+        telemetry=tracing.fastapi_config(),
+        # /docs is served by install_docs (its own CSP); one docs UI, not two.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
+    app.state.tracing = tracing
     install_error_handlers(app)
     install_openapi(app)
+    if settings.docs_enabled:
+        install_docs(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(v1.router)
     return app
 

@@ -1,5 +1,8 @@
 """Fixtures on a real database: SQLite by default, PostgreSQL with TEST_DATABASE_URL.
 
+Rate limits count in the process by default, in Redis with TEST_REDIS_URL
+(whose database is flushed before every test).
+
 The schema is built once per run by the migrations themselves; each test then
 starts from empty tables (the seeded built-in roles excepted), so tests are
 isolated and run in any order.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,8 @@ from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -69,8 +75,45 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+async def redis_client() -> AsyncIterator[Redis | None]:
+    """The harness's own client for TEST_REDIS_URL; None without it.
+
+    Set but not answering: the run fails under CI=true; elsewhere it goes on
+    with in-process storage and the Redis-only tests skip.
+    """
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        yield None
+        return
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        await client.ping()
+    except RedisError as exc:
+        await client.aclose()
+        message = f"TEST_REDIS_URL is set but Redis does not answer there: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        warnings.warn(message, stacklevel=1)
+        yield None
+        return
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_client: Redis | None) -> str | None:
+    return os.environ["TEST_REDIS_URL"] if redis_client is not None else None
+
+
+@pytest.fixture(autouse=True)
+async def _flush_redis(redis_client: Redis | None) -> None:
+    if redis_client is not None:
+        await redis_client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str | None) -> Settings:
+    return make_settings(database_url, redis_url=redis_url)
 
 
 @pytest.fixture(scope="session")

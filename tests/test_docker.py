@@ -29,9 +29,7 @@ def _tool(name: str) -> str:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_hadolint_passes() -> None:

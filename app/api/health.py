@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from app.api.deps import ResourcesDep
 from app.api.responses import problems
 from app.core.errors import ServiceUnavailable
+from app.core.redis import ping as redis_ping
 from app.db.engine import ping
 
 log = structlog.get_logger(__name__)
@@ -24,7 +25,7 @@ async def live() -> dict[str, str]:
 
 @router.get("/ready", responses=problems(503))
 async def ready(resources: ResourcesDep) -> dict[str, str]:
-    """Dependencies answer in time, and the process is not shutting down."""
+    """The database (and Redis, if configured) answer in time; the process is not stopping."""
     if resources.shutting_down:
         raise ServiceUnavailable("The server is shutting down.")
     try:
@@ -33,4 +34,11 @@ async def ready(resources: ResourcesDep) -> dict[str, str]:
     except Exception as exc:
         log.warning("health.database_unreachable", error=type(exc).__name__)
         raise ServiceUnavailable("The database did not answer in time.") from exc
+    if resources.redis is not None:
+        try:
+            await redis_ping(resources.redis, resources.settings.health_check_timeout_seconds)
+        except Exception as exc:
+            # Rate limits then follow RATE_LIMIT_FAIL_OPEN; the replica reports it.
+            log.warning("health.redis_unreachable", error=type(exc).__name__)
+            raise ServiceUnavailable("Redis did not answer in time.") from exc
     return {"status": "ok"}

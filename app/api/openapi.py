@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.api.openapi_edge import document_edge_answers
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.middleware.request_id import REQUEST_ID_HEADER
 
@@ -23,6 +24,7 @@ def install_openapi(app: FastAPI) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
+        document_edge_answers(schema, app.routes)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 for status, response in operation.get("responses", {}).items():

@@ -6,6 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.deps import AuthServiceDep, CurrentPrincipal, ResourcesDep
+from app.api.ratelimit import rate_limit
 from app.api.responses import VALIDATED, problems
 from app.auth.schemas import (
     PasswordResetConfirm,
@@ -14,19 +15,27 @@ from app.auth.schemas import (
     TokenPair,
 )
 from app.core.mail import deliver
+from app.core.ratelimit import LimitName
 from app.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 @router.post(
-    "/register", status_code=status.HTTP_201_CREATED, responses=problems(*VALIDATED, 403, 409)
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=problems(*VALIDATED, 403, 409),
+    dependencies=[rate_limit(LimitName.REGISTER)],
 )
 async def register(data: UserCreate, service: AuthServiceDep) -> UserRead:
     return await service.register(data)
 
 
-@router.post("/token", responses=problems(*VALIDATED, 400, 401))
+@router.post(
+    "/token",
+    responses=problems(*VALIDATED, 400, 401),
+    dependencies=[rate_limit(LimitName.LOGIN)],
+)
 async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], service: AuthServiceDep
 ) -> TokenPair:
@@ -34,7 +43,11 @@ async def issue_token(
     return await service.login(form.username, form.password)
 
 
-@router.post("/refresh", responses=problems(*VALIDATED, 401))
+@router.post(
+    "/refresh",
+    responses=problems(*VALIDATED, 401),
+    dependencies=[rate_limit(LimitName.REFRESH)],
+)
 async def refresh(data: RefreshRequest, service: AuthServiceDep) -> TokenPair:
     """Spend a refresh token for a new pair. A spent token presented again ends its session."""
     return await service.refresh(data.refresh_token)
@@ -56,6 +69,7 @@ async def logout_all(principal: CurrentPrincipal, service: AuthServiceDep) -> No
     "/password-reset/request",
     status_code=status.HTTP_202_ACCEPTED,
     responses=problems(*VALIDATED),
+    dependencies=[rate_limit(LimitName.PASSWORD_RESET)],
 )
 async def request_password_reset(
     data: PasswordResetRequest,
@@ -74,6 +88,7 @@ async def request_password_reset(
     "/password-reset/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problems(*VALIDATED, 400),
+    dependencies=[rate_limit(LimitName.PASSWORD_RESET)],
 )
 async def confirm_password_reset(data: PasswordResetConfirm, service: AuthServiceDep) -> None:
     await service.confirm_password_reset(data)

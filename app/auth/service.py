@@ -17,9 +17,16 @@ from app.auth.schemas import PasswordResetConfirm, TokenPair
 from app.auth.sessions import IssuedRefresh, Rotation, SessionService
 from app.core.authz import Principal
 from app.core.context import RequestContext
-from app.core.errors import Forbidden, InvalidCredentials, InvalidToken, Unauthorized
+from app.core.errors import (
+    Forbidden,
+    InvalidCredentials,
+    InvalidToken,
+    RateLimited,
+    Unauthorized,
+)
 from app.core.mail import Mail
 from app.core.metrics import LOGINS, REFRESH_REUSE
+from app.core.ratelimit import LimitName
 from app.core.resources import Resources
 from app.core.security.opaque import digest, new_secret
 from app.core.security.password_policy import MAX_LENGTH, ensure_new_password
@@ -41,6 +48,7 @@ class AuthService:
     ) -> None:
         self.session = session
         self.resources = resources
+        self.context = context
         self.settings = resources.settings
         self.users = UserService(session, resources, context)
         self.rbac = RbacService(session, context)
@@ -59,18 +67,20 @@ class AuthService:
 
     async def login(self, email: str, password: str) -> TokenPair:
         """Exchange credentials for tokens; every failure looks the same to the caller."""
+        email = email.lower()
+        await self._refuse_if_locked_out(email)
         hasher = self.resources.hasher
         user = await self.users.find_by_email(email) if len(password) <= MAX_LENGTH else None
         if user is None:
             # Spend the time a real check would, so timing does not reveal
             # which emails have accounts.
             await hasher.burn(password[:MAX_LENGTH])
-            await self._login_failed(None, "unknown_email")
+            await self._login_failed(email, None, "unknown_email")
         valid, new_hash = await hasher.verify(password, user.password_hash)
         if not valid:
-            await self._login_failed(user.id, "bad_password")
+            await self._login_failed(email, user.id, "bad_password")
         if not user.is_active:
-            await self._login_failed(user.id, "inactive")
+            await self._login_failed(email, user.id, "inactive")
         if new_hash is not None:
             # An outdated hash (bcrypt from an import, or weaker parameters).
             await self.users.set_password_hash(user, new_hash)
@@ -79,11 +89,33 @@ class AuthService:
             AuditAction.LOGIN_SUCCEEDED, actor_id=user.id, target_type="user", target_id=user.id
         )
         await self.session.commit()
+        await self.resources.rate_limiter.clear(LimitName.LOGIN_LOCKOUT_ACCOUNT, email)
         LOGINS.labels(outcome="success").inc()
         log.info("auth.login_succeeded", user_id=str(user.id))
         return self._pair(issued)
 
-    async def _login_failed(self, user_id: uuid.UUID | None, reason: str) -> NoReturn:
+    def _lockout_keys(self, email: str) -> list[tuple[LimitName, str]]:
+        # Counted for unknown emails too: a lockout must not reveal which exist.
+        return [
+            (LimitName.LOGIN_LOCKOUT_ACCOUNT, email),
+            (LimitName.LOGIN_LOCKOUT_CLIENT, self.context.ip or "unknown"),
+        ]
+
+    async def _refuse_if_locked_out(self, email: str) -> None:
+        """Refuse before any hashing once an account or a client failed too often."""
+        for name, key in self._lockout_keys(email):
+            decision = await self.resources.rate_limiter.test(name, key)
+            if not decision.allowed:
+                LOGINS.labels(outcome="locked_out").inc()
+                log.warning("auth.login_locked_out", limit=str(name))
+                raise RateLimited(
+                    "Too many failed sign-ins; wait before trying again.",
+                    retry_after_seconds=decision.reset_after_seconds,
+                )
+
+    async def _login_failed(self, email: str, user_id: uuid.UUID | None, reason: str) -> NoReturn:
+        for name, key in self._lockout_keys(email):
+            await self.resources.rate_limiter.hit(name, key)
         # Recorded and committed even though the login fails.
         self.audit.record(
             AuditAction.LOGIN_FAILED,

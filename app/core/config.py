@@ -9,12 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
+from limits import parse_many
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "insecure-development-secret-change-me"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.data/groundwork.db"
 MIN_SECRET_BYTES = 32
+MIB = 1024 * 1024
+
+RateLimitStrategy = Literal["sliding-window-counter", "moving-window", "fixed-window"]
+# Lists are comma-separated in the environment (`A,B`), not JSON.
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -68,17 +74,40 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    redis_url: str | None = None
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "600/minute"
+    rate_limit_login: str = "30/minute"
+    rate_limit_register: str = "20/minute"
+    rate_limit_refresh: str = "60/minute"
+    rate_limit_password_reset: str = "5/minute"
+    login_lockout_account: str = "5/15 minutes"
+    login_lockout_client: str = "50/15 minutes"
+    rate_limit_strategy: RateLimitStrategy = "sliding-window-counter"
+    rate_limit_login_strategy: RateLimitStrategy = "moving-window"
+    rate_limit_storage_timeout_seconds: float = Field(default=0.01, gt=0)
+    rate_limit_fail_open: bool = True
+
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    trusted_hosts: CommaList = Field(default_factory=lambda: ["*"])
+    cors_origins: CommaList = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    max_body_bytes: int = Field(default=MIB, ge=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    docs_enabled: bool = True
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "console"] | None = None
 
     # /metrics: open outside production; in production only with this bearer
     # token or from one of these networks (comma-separated CIDRs).
     metrics_token: SecretStr | None = None
-    metrics_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
-        default_factory=list
-    )
+    metrics_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     # Set: metrics are shared by every worker process through files here
-    # (prometheus_client's multiprocess mode). Wiped by `serve` at start-up.
+    # (prometheus_client's multiprocess mode). Cleared by `serve` at start-up.
     prometheus_multiproc_dir: Path | None = None
 
     # The standard OpenTelemetry variables, read here like every other setting.
@@ -104,6 +133,32 @@ class Settings(BaseSettings):
 
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
+
+    @field_validator("trusted_proxies", "trusted_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "rate_limit_default",
+        "rate_limit_login",
+        "rate_limit_register",
+        "rate_limit_refresh",
+        "rate_limit_password_reset",
+        "login_lockout_account",
+        "login_lockout_client",
+    )
+    @classmethod
+    def _one_limit(cls, value: str) -> str:
+        try:
+            parsed = parse_many(value)
+        except ValueError:
+            parsed = []
+        if len(parsed) != 1:
+            raise ValueError("expected one limit such as `600/minute` or `5/15 minutes`")
+        return value
 
     @property
     def is_production(self) -> bool:
@@ -138,6 +193,14 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _refuse_credentialed_wildcard(self) -> Self:
+        # Browsers refuse `*` with credentials; reflecting any origin instead
+        # would hand every site the user's session.
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("CORS_ORIGINS cannot contain `*` when CORS_ALLOW_CREDENTIALS is on")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
         if not self.is_production:
             return self
@@ -151,4 +214,6 @@ class Settings(BaseSettings):
             raise ValueError("DEBUG must be off in production")
         if self.is_sqlite:
             raise ValueError("DATABASE_URL must point at PostgreSQL in production, not SQLite")
+        if "*" in self.cors_origins:
+            raise ValueError("CORS_ORIGINS must list the allowed origins in production, not `*`")
         return self

@@ -172,6 +172,28 @@ class MethodNotAllowed(DomainError):
     title = "Method not allowed"
 
 
+class RequestTimeout(DomainError):
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+
+
+class RateLimited(DomainError):
+    status = 429
+    slug = "rate-limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int) -> None:
+        # Retry-After is whole seconds; 0 would invite an immediate retry storm.
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
+
+
+class GatewayTimeout(DomainError):
+    status = 504
+    slug = "gateway-timeout"
+    title = "Gateway timeout"
+
+
 def _by_status() -> dict[int, type[DomainError]]:
     """One (slug, title) per status for framework errors, shared with the domain's."""
     kinds: dict[int, type[DomainError]] = {}
@@ -183,8 +205,11 @@ def _by_status() -> dict[int, type[DomainError]]:
         MethodNotAllowed,
         Conflict,
         PreconditionFailed,
+        RequestTimeout,
         PayloadTooLarge,
+        RateLimited,
         ServiceUnavailable,
+        GatewayTimeout,
     ):
         kinds[kind.status] = kind
     return kinds

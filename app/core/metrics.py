@@ -24,7 +24,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
 # `_created` series double the exposition and no dashboard or alert reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+METRICS_PATH = "/metrics"
 
 # Route label of a request no route matched: one series for every stray path.
 UNMATCHED_ROUTE = "unmatched"
@@ -61,9 +63,7 @@ REFRESH_REUSE = Counter(
     "Spent refresh tokens presented again (each revokes a whole login's tokens).",
 )
 # limit: the name of the limit that refused the request (e.g. login, register)
-RATE_LIMITED = Counter(
-    "rate_limit_rejections", "Requests refused with 429, by limit.", ("limit",)
-)
+RATE_LIMITED = Counter("rate_limit_rejections", "Requests refused with 429, by limit.", ("limit",))
 
 # operation: hash | verify
 PASSWORD_HASH_DURATION = Histogram(
@@ -101,6 +101,6 @@ def render(multiproc_dir: Path | None, accept: str | None) -> tuple[bytes, str]:
     if multiproc_dir is not None:
         # Each scrape reads every worker's files, whichever worker answers.
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(multiproc_dir))
+        MultiProcessCollector(registry, path=str(multiproc_dir))  # type: ignore[no-untyped-call]
     encoder, content_type = choose_encoder(accept or "")
     return encoder(registry), content_type

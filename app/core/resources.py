@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
 from app.core.config import Settings
 from app.core.mail import Mailer, create_mailer
 from app.core.pagination import CursorCodec
+from app.core.ratelimit import RateLimiter, create_storage, rules_from
+from app.core.ratelimit.subjects import TokenSubjects
+from app.core.redis import create_redis
 from app.core.security.passwords import PasswordHasher
 from app.core.security.tokens import AccessTokenCodec
 from app.db.engine import create_engine, create_sessionmaker
@@ -30,12 +34,17 @@ class Resources:
     tokens: AccessTokenCodec
     cursors: CursorCodec
     mailer: Mailer
+    # None unless REDIS_URL is set; rate limits then live in the process.
+    redis: Redis | None
+    rate_limiter: RateLimiter
+    token_subjects: TokenSubjects
     shutting_down: bool = field(default=False)
 
 
 @asynccontextmanager
 async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     engine = create_engine(settings)
+    redis = create_redis(settings)
     resources = Resources(
         settings=settings,
         engine=engine,
@@ -44,12 +53,23 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         tokens=AccessTokenCodec(settings),
         cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
         mailer=create_mailer(settings),
+        redis=redis,
+        rate_limiter=RateLimiter(
+            create_storage(redis),
+            rules_from(settings),
+            timeout_seconds=settings.rate_limit_storage_timeout_seconds,
+            fail_open=settings.rate_limit_fail_open,
+        ),
+        token_subjects=TokenSubjects(AccessTokenCodec(settings)),
     )
     try:
         yield resources
     finally:
         resources.shutting_down = True
         resources.hasher.close()
+        await resources.rate_limiter.aclose()
+        if redis is not None:
+            await redis.aclose()
         await engine.dispose()
 
 

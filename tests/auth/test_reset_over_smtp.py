@@ -21,7 +21,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"

@@ -9,11 +9,17 @@ both: excess hashes queue while the loop keeps serving.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from passlib.context import CryptContext
 
 from app.core.config import Settings
+from app.core.metrics import PASSWORD_HASH_DURATION, PASSWORD_HASH_QUEUE_WAIT
+
+T = TypeVar("T")
 
 
 class PasswordHasher:
@@ -34,17 +40,32 @@ class PasswordHasher:
         self._dummy_hash: str | None = None
 
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        result: str = await loop.run_in_executor(self._pool, self._context.hash, password)
+        result: str = await self._run("hash", self._context.hash, password)
         return result
 
     async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         """Check a password; the second value is a new hash when the stored one is outdated."""
-        loop = asyncio.get_running_loop()
-        valid, new_hash = await loop.run_in_executor(
-            self._pool, self._context.verify_and_update, password, password_hash
+        valid, new_hash = await self._run(
+            "verify", self._context.verify_and_update, password, password_hash
         )
         return bool(valid), new_hash
+
+    async def _run(self, operation: str, work: Callable[..., T], *args: Any) -> T:
+        # Queue wait and hashing time are told apart: a growing wait means the
+        # pool is too small for the login rate, a growing duration means the
+        # machine or the argon2 parameters changed.
+        submitted = time.perf_counter()
+        duration = PASSWORD_HASH_DURATION.labels(operation=operation)
+
+        def measured() -> T:
+            started = time.perf_counter()
+            PASSWORD_HASH_QUEUE_WAIT.observe(started - submitted)
+            try:
+                return work(*args)
+            finally:
+                duration.observe(time.perf_counter() - started)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, measured)
 
     async def burn(self, password: str) -> None:
         """Spend the time a real verification would, for an account that does not exist.

@@ -1,0 +1,83 @@
+"""A last line of defence that keeps secrets out of log lines.
+
+Code should never log a secret in the first place; this catches the mistake
+when it happens. Values under a sensitive key are replaced whole; any string,
+at any depth (exception messages and tracebacks included), loses bearer
+tokens, JWTs and the literal values of the configured secrets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+from structlog.types import EventDict
+
+from app.core.config import Settings
+
+REDACTED = "[redacted]"
+
+_SENSITIVE_KEY = re.compile(
+    r"password|passwd|secret|token|authorization|cookie|api[_-]?key|credential|session_key",
+    re.IGNORECASE,
+)
+_PATTERNS = (
+    r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",  # a JWT
+    r"(?i:\bbearer\s+)[A-Za-z0-9._~+/=-]+",
+)
+# Shorter values would blank out ordinary words.
+_MIN_SECRET_LENGTH = 6
+
+
+def configured_secrets(settings: Settings) -> list[str]:
+    """Every SecretStr setting, and the password inside any URL setting."""
+    found: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, str) and name.endswith("_url") and "@" in value:
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                continue
+            if password:
+                found.append(password)
+    return found
+
+
+class Redactor:
+    """A structlog processor; build one per logging configuration."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        literals = sorted(
+            {s for s in secrets if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
+        self._values = re.compile("|".join([*_PATTERNS, *map(re.escape, literals)]))
+
+    def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        return {key: self._clean(key, value) for key, value in event_dict.items()}
+
+    def _clean(self, key: object, value: Any) -> Any:
+        if isinstance(key, str) and _is_sensitive(key):
+            return REDACTED if value is not None else None
+        if isinstance(value, str):
+            # Shorter than any secret it looks for: most values ("GET", an id).
+            if len(value) < _MIN_SECRET_LENGTH:
+                return value
+            return self._values.sub(REDACTED, value)
+        if isinstance(value, dict):
+            return {k: self._clean(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(None, item) for item in value]
+        return value
+
+
+@lru_cache(maxsize=4096)
+def _is_sensitive(key: str) -> bool:
+    # Every log line repeats the same few keys: decide each once.
+    return key != "event" and _SENSITIVE_KEY.search(key) is not None

@@ -1,0 +1,468 @@
+"""Rate limits: counted exactly, shared by replicas, keyed on the real caller, never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from app.core.errors import problem_type
+from app.core.ratelimit import LimitName, RateLimiter
+from app.core.ratelimit.subjects import TokenSubjects
+from app.core.resources import Resources
+from app.core.security.tokens import AccessTokenCodec
+from app.main import create_app
+from tests.conftest import PASSWORD, make_settings, register
+
+CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
+# Only guards against a hang failing the run forever; not a timing assertion.
+HANG_GUARD_SECONDS = 60
+# Generous, so a loaded machine never turns a slow answer into a fail-open pass.
+PATIENT_STORAGE_TIMEOUT = 2.0
+ITEMS = "/api/v1/items"
+
+AppFactory = Callable[..., FastAPI]
+NEEDS_REDIS = (
+    "needs Redis: TEST_REDIS_URL is unset or does not answer (e.g. redis://127.0.0.1:6379/15)"
+)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request: pytest.FixtureRequest, redis_url: str | None) -> str | None:
+    """The REDIS_URL to run a test with: None for in-process storage, or the test Redis."""
+    if request.param == "memory":
+        return None
+    if redis_url is None:
+        pytest.skip(NEEDS_REDIS)
+    return redis_url
+
+
+@pytest.fixture
+def redis_only(redis_url: str | None) -> str:
+    if redis_url is None:
+        pytest.skip(NEEDS_REDIS)
+    return redis_url
+
+
+@pytest.fixture
+def build(database_url: str) -> AppFactory:
+    def factory(**overrides: Any) -> FastAPI:
+        overrides.setdefault("rate_limit_storage_timeout_seconds", PATIENT_STORAGE_TIMEOUT)
+        return create_app(make_settings(database_url, **overrides))
+
+    return factory
+
+
+def client_at(application: FastAPI, client: tuple[str, int]) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=application, client=client)
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@asynccontextmanager
+async def serving(
+    application: FastAPI, client: tuple[str, int] = ("127.0.0.1", 123)
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with LifespanManager(application), client_at(application, client) as http:
+        yield http
+
+
+def resources_of(application: FastAPI) -> Resources:
+    resources = application.state.resources
+    assert isinstance(resources, Resources)
+    return resources
+
+
+async def bearer(http: httpx.AsyncClient, email: str) -> dict[str, str]:
+    await register(http, email)
+    response = await http.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def assert_rate_limited(response: httpx.Response, limit: int) -> None:
+    assert response.status_code == 429, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == problem_type("rate-limited")
+    assert body["status"] == 429
+    assert body["instance"] == response.request.url.path
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.headers["X-RateLimit-Limit"] == str(limit)
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert int(response.headers["X-RateLimit-Reset"]) >= 1
+
+
+# --- counting --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["sliding-window-counter", "moving-window", "fixed-window"])
+async def test_fifty_parallel_requests_against_a_limit_of_ten_let_exactly_ten_through(
+    build: AppFactory, storage: str | None, strategy: str
+) -> None:
+    application = build(
+        redis_url=storage, rate_limit_default="10/hour", rate_limit_strategy=strategy
+    )
+    async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
+        headers = await bearer(http, "parallel@example.com")
+        responses = await asyncio.gather(*(http.get(ITEMS, headers=headers) for _ in range(50)))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200] * 10 + [429] * 40
+    # Read after counting, so parallel requests may all see the same later state.
+    assert all(0 <= int(r.headers["X-RateLimit-Remaining"]) < 10 for r in responses)
+
+
+async def test_the_limiter_primitive_counts_exactly_under_concurrency(
+    build: AppFactory, storage: str | None
+) -> None:
+    application = build(redis_url=storage, login_lockout_account="10/hour")
+    async with LifespanManager(application):
+        limiter = resources_of(application).rate_limiter
+        decisions = await asyncio.gather(
+            *(limiter.hit(LimitName.LOGIN_LOCKOUT_ACCOUNT, "crowd@example.com") for _ in range(50))
+        )
+
+    assert sum(decision.allowed for decision in decisions) == 10
+
+
+async def test_two_app_instances_on_one_redis_share_a_limit(
+    build: AppFactory, redis_only: str
+) -> None:
+    first = build(redis_url=redis_only, rate_limit_default="4/hour")
+    second = build(redis_url=redis_only, rate_limit_default="4/hour")
+
+    async with serving(first) as one, serving(second) as two:
+        answers = [await (one if turn % 2 == 0 else two).get(ITEMS) for turn in range(6)]
+
+    # Unauthenticated, so counted per client address: 4 in all, whichever replica answers.
+    assert [answer.status_code for answer in answers] == [401] * 4 + [429] * 2
+    assert_rate_limited(answers[4], limit=4)
+    assert_rate_limited(answers[5], limit=4)
+
+
+# --- what is counted, and where ---------------------------------------------------
+
+
+async def test_each_signed_in_user_has_a_budget_of_their_own(build: AppFactory) -> None:
+    application = build(rate_limit_default="3/hour")
+    async with serving(application) as http, client_at(application, ("192.0.2.2", 1)) as other:
+        # Signing up spends 2 of the client address's 3, not the users' budgets.
+        alice = await bearer(http, "alice@example.com")
+        bob = await bearer(other, "bob@example.com")
+        alice_answers = [(await http.get(ITEMS, headers=alice)).status_code for _ in range(4)]
+        bob_answer = await http.get(ITEMS, headers=bob)
+        anonymous = await http.get(ITEMS)
+
+    assert alice_answers == [200, 200, 200, 429]
+    assert bob_answer.status_code == 200
+    assert bob_answer.headers["X-RateLimit-Remaining"] == "2"
+    assert anonymous.status_code == 401
+    assert anonymous.headers["X-RateLimit-Remaining"] == "0"
+
+
+async def test_a_forged_token_is_counted_against_the_client_address(build: AppFactory) -> None:
+    application = build(rate_limit_default="2/hour")
+    async with serving(application) as http:
+        statuses = [
+            (await http.get(ITEMS, headers={"Authorization": f"Bearer forged-{n}"})).status_code
+            for n in range(3)
+        ]
+
+    assert statuses == [401, 401, 429]
+
+
+async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_a_limit(
+    build: AppFactory,
+) -> None:
+    application = build(rate_limit_default="3/hour")
+    async with serving(application, client=("198.51.100.7", 4000)) as http:
+        statuses = [
+            (await http.get(ITEMS, headers={"X-Forwarded-For": f"203.0.113.{n}"})).status_code
+            for n in range(5)
+        ]
+
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+async def test_clients_behind_a_trusted_proxy_are_counted_apart(build: AppFactory) -> None:
+    application = build(rate_limit_default="1/hour", trusted_proxies="10.0.0.0/8")
+    async with serving(application, client=("10.1.2.3", 4000)) as proxy:
+        first = await proxy.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.1"})
+        second = await proxy.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.2"})
+        again = await proxy.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.1"})
+
+    assert (first.status_code, second.status_code) == (401, 401)
+    assert_rate_limited(again, limit=1)
+
+
+@pytest.mark.parametrize(
+    ("setting", "method", "path", "body"),
+    [
+        ("rate_limit_login", "POST", "/api/v1/auth/token", {"data": {}}),
+        ("rate_limit_register", "POST", "/api/v1/auth/register", {"json": {}}),
+        ("rate_limit_refresh", "POST", "/api/v1/auth/refresh", {"json": {}}),
+        ("rate_limit_password_reset", "POST", "/api/v1/auth/password-reset/request", {"json": {}}),
+        ("rate_limit_password_reset", "POST", "/api/v1/auth/password-reset/confirm", {"json": {}}),
+    ],
+)
+async def test_auth_routes_have_their_own_stricter_limit(
+    build: AppFactory, setting: str, method: str, path: str, body: dict[str, Any]
+) -> None:
+    application = build(**{setting: "2/hour"})
+    async with serving(application) as http:
+        answers = [await http.request(method, path, **body) for _ in range(3)]
+
+    # Invalid bodies are counted too: the limit is checked before anything else.
+    assert [answer.status_code for answer in answers] == [422, 422, 429]
+    assert answers[0].headers["X-RateLimit-Limit"] == "2"
+    assert answers[0].headers["X-RateLimit-Remaining"] == "1"
+    assert_rate_limited(answers[2], limit=2)
+
+
+async def test_both_reset_routes_share_one_budget(build: AppFactory) -> None:
+    application = build(rate_limit_password_reset="2/hour")
+    async with serving(application) as http:
+        request = await http.post("/api/v1/auth/password-reset/request", json={})
+        confirm = await http.post("/api/v1/auth/password-reset/confirm", json={})
+        again = await http.post("/api/v1/auth/password-reset/request", json={})
+
+    assert (request.status_code, confirm.status_code) == (422, 422)
+    assert_rate_limited(again, limit=2)
+
+
+# --- headers -------------------------------------------------------------------
+
+
+async def test_every_answer_of_a_limited_route_carries_the_rate_limit_headers(
+    build: AppFactory,
+) -> None:
+    application = build()
+    async with serving(application) as http:
+        headers = await bearer(http, "headers@example.com")
+        ok = await http.get(ITEMS, headers=headers)
+        missing = await http.get(f"{ITEMS}/00000000-0000-0000-0000-000000000000", headers=headers)
+        unauthenticated = await http.get(ITEMS)
+
+    for answer in (ok, missing, unauthenticated):
+        assert answer.headers["X-RateLimit-Limit"] == "600"
+        assert 0 <= int(answer.headers["X-RateLimit-Remaining"]) < 600
+        assert int(answer.headers["X-RateLimit-Reset"]) >= 0
+    assert (ok.status_code, missing.status_code, unauthenticated.status_code) == (200, 404, 401)
+    assert ok.headers["X-RateLimit-Remaining"] == "599"
+
+
+async def test_the_login_route_reports_its_tighter_limit(build: AppFactory) -> None:
+    application = build()
+    async with serving(application) as http:
+        answer = await http.post("/api/v1/auth/token", data={"username": "a@b.c", "password": "x"})
+
+    assert answer.status_code == 401
+    assert answer.headers["X-RateLimit-Limit"] == "30"
+    assert answer.headers["X-RateLimit-Remaining"] == "29"
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready", "/metrics"])
+async def test_operations_endpoints_are_never_limited(build: AppFactory, path: str) -> None:
+    application = build(rate_limit_default="1/hour")
+    async with serving(application) as http:
+        answers = [await http.get(path) for _ in range(5)]
+
+    assert [answer.status_code for answer in answers] == [200] * 5
+    assert all("X-RateLimit-Limit" not in answer.headers for answer in answers)
+
+
+async def test_limits_can_be_switched_off(build: AppFactory) -> None:
+    application = build(rate_limit_enabled=False, rate_limit_default="1/hour")
+    async with serving(application) as http:
+        answers = [await http.get(ITEMS) for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [401] * 3
+    assert "X-RateLimit-Limit" not in answers[-1].headers
+
+
+def test_openapi_documents_the_429_and_the_headers_of_every_limited_operation(
+    build: AppFactory,
+) -> None:
+    schema = build().openapi()
+
+    for path, path_item in schema["paths"].items():
+        for operation in path_item.values():
+            responses = operation["responses"]
+            if path.startswith("/api/"):
+                assert "429" in responses, path
+                assert "Retry-After" in responses["429"]["headers"]
+                for response in responses.values():
+                    assert "X-RateLimit-Remaining" in response["headers"], path
+            else:
+                assert "429" not in responses, path
+
+
+# --- when the storage fails -------------------------------------------------------
+
+
+async def test_a_stopped_redis_lets_the_api_answer_and_turns_readiness_503(
+    build: AppFactory,
+) -> None:
+    application = build(redis_url=CLOSED_PORT_REDIS, rate_limit_default="1/hour")
+    async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
+        headers = await bearer(http, "no-redis@example.com")
+        items = [await http.get(ITEMS, headers=headers) for _ in range(5)]
+        ready = await http.get("/health/ready")
+        live = await http.get("/health/live")
+
+    assert [answer.status_code for answer in items] == [200] * 5
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    assert "127.0.0.1" not in ready.text
+    assert live.status_code == 200
+
+
+async def test_a_stopped_redis_with_fail_closed_refuses_with_503_not_500(
+    build: AppFactory,
+) -> None:
+    application = build(redis_url=CLOSED_PORT_REDIS, rate_limit_fail_open=False)
+    async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
+        answers = [await http.get(ITEMS) for _ in range(4)]
+        live = await http.get("/health/live")
+
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["type"] == problem_type("service-unavailable")
+        assert int(answer.headers["Retry-After"]) >= 1
+    assert live.status_code == 200
+
+
+async def test_a_redis_that_never_answers_is_given_up_on_after_the_storage_timeout(
+    build: AppFactory,
+) -> None:
+    silent: list[asyncio.StreamWriter] = []
+
+    async def accept_and_stay_silent(_reader: asyncio.StreamReader, writer: Any) -> None:
+        silent.append(writer)
+
+    server = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    application = build(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        rate_limit_storage_timeout_seconds=0.05,
+        health_check_timeout_seconds=0.2,
+    )
+    try:
+        async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
+            answers = [await http.get(ITEMS) for _ in range(3)]
+            ready = await http.get("/health/ready")
+    finally:
+        for writer in silent:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+    assert [answer.status_code for answer in answers] == [401] * 3
+    assert ready.status_code == 503
+
+
+# --- the primitive for login lockouts --------------------------------------------
+
+
+async def test_a_lockout_counter_locks_after_its_limit_and_a_clear_unlocks_it(
+    build: AppFactory, storage: str | None
+) -> None:
+    application = build(redis_url=storage, login_lockout_account="5/15 minutes")
+    async with LifespanManager(application):
+        limiter: RateLimiter = resources_of(application).rate_limiter
+        account = LimitName.LOGIN_LOCKOUT_ACCOUNT
+
+        before = await limiter.test(account, "victim@example.com")
+        failures = [await limiter.hit(account, "victim@example.com") for _ in range(5)]
+        locked = await limiter.test(account, "victim@example.com")
+        sixth = await limiter.hit(account, "victim@example.com")
+        other = await limiter.test(account, "other@example.com")
+        await limiter.clear(account, "victim@example.com")
+        after_clear = await limiter.test(account, "victim@example.com")
+
+    assert (before.allowed, before.remaining, before.limit) == (True, 5, 5)
+    assert all(failure.allowed for failure in failures)
+    assert [failure.remaining for failure in failures] == [4, 3, 2, 1, 0]
+    assert not locked.allowed
+    assert 1 <= locked.reset_after_seconds <= 15 * 60
+    assert not sixth.allowed
+    assert other.allowed
+    assert (after_clear.allowed, after_clear.remaining) == (True, 5)
+
+
+async def test_testing_a_limit_does_not_use_it_up(build: AppFactory, storage: str | None) -> None:
+    application = build(redis_url=storage, login_lockout_client="2/15 minutes")
+    async with LifespanManager(application):
+        limiter = resources_of(application).rate_limiter
+        peeks = [await limiter.test(LimitName.LOGIN_LOCKOUT_CLIENT, "192.0.2.1") for _ in range(5)]
+
+    assert all(peek.allowed and peek.remaining == 2 for peek in peeks)
+
+
+async def test_the_limiter_fails_open_on_a_stopped_redis(build: AppFactory) -> None:
+    application = build(redis_url=CLOSED_PORT_REDIS, login_lockout_account="1/hour")
+    async with LifespanManager(application), asyncio.timeout(HANG_GUARD_SECONDS):
+        limiter = resources_of(application).rate_limiter
+        decisions = [await limiter.hit(LimitName.LOGIN_LOCKOUT_ACCOUNT, "x") for _ in range(3)]
+        await limiter.clear(LimitName.LOGIN_LOCKOUT_ACCOUNT, "x")
+
+    assert all(decision.allowed for decision in decisions)
+
+
+# --- settings --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["lots", "10/fortnight", "10/minute;1/second", ""])
+def test_a_limit_that_is_not_one_limits_expression_stops_start_up(
+    database_url: str, value: str
+) -> None:
+    with pytest.raises(ValidationError) as exc:
+        make_settings(database_url, rate_limit_login=value)
+
+    assert "rate_limit_login" in str(exc.value)
+
+
+def test_the_documented_defaults() -> None:
+    settings = make_settings("sqlite+aiosqlite:///unused.db")
+
+    assert settings.rate_limit_default == "600/minute"
+    assert settings.rate_limit_login == "30/minute"
+    assert settings.rate_limit_register == "20/minute"
+    assert settings.rate_limit_refresh == "60/minute"
+    assert settings.rate_limit_password_reset == "5/minute"
+    assert settings.login_lockout_account == "5/15 minutes"
+    assert settings.login_lockout_client == "50/15 minutes"
+
+
+# --- keying on the token's user ---------------------------------------------------
+
+
+def test_a_token_subject_is_verified_once_and_forged_tokens_are_not_kept(
+    database_url: str,
+) -> None:
+    settings = make_settings(database_url)
+    codec = AccessTokenCodec(settings)
+    subjects = TokenSubjects(codec, capacity=2)
+    users = [uuid.uuid4() for _ in range(3)]
+    tokens = [
+        codec.issue(subject=user, session_id=uuid.uuid4(), now=datetime.now(UTC)).token
+        for user in users
+    ]
+
+    assert subjects.subject_of(tokens[0]) == str(users[0])
+    assert subjects.subject_of(tokens[0] + "x") is None
+    assert subjects.subject_of("not-a-jwt") is None
+    assert subjects.subject_of(tokens[1]) == str(users[1])
+    assert subjects.subject_of(tokens[2]) == str(users[2])  # evicts the oldest
+    assert len(subjects._known) == 2
+    assert subjects.subject_of(tokens[0]) == str(users[0])  # verified again

@@ -1,0 +1,170 @@
+"""Log lines: one configuration, one access line per request, ids bound per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+
+import httpx
+import pytest
+import structlog
+from fastapi import FastAPI
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import AccountFactory, client_for
+from tests.observability.conftest import LogLines
+
+LogCapture = Callable[[], LogLines]
+
+
+async def test_each_request_writes_one_access_line_with_its_route_template(
+    app: FastAPI, client: httpx.AsyncClient, capture_logs: LogCapture, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    logs = capture_logs()
+    item = await client.post("/api/v1/items", json={"title": "a"}, headers=account.headers)
+
+    response = await client.get(f"/api/v1/items/{item.json()['id']}", headers=account.headers)
+
+    request_id = response.headers["X-Request-ID"]
+    [line] = logs.access(request_id)
+    assert line["route"] == "/api/v1/items/{item_id}"
+    assert line["path"] == f"/api/v1/items/{item.json()['id']}"
+    assert line["method"] == "GET"
+    assert line["status"] == 200
+    assert isinstance(line["duration_ms"], float)
+    assert line["client_ip"] == "127.0.0.1"
+    assert line["user_id"] == str(account.id)
+    assert line["level"] == "info"
+
+
+async def test_every_log_line_of_a_request_carries_its_request_id(
+    app: FastAPI, client: httpx.AsyncClient, capture_logs: LogCapture, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    logs = capture_logs()
+
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": account.email, "password": "wrong-password-1"}
+    )
+
+    assert response.status_code == 401
+    lines = [
+        r
+        for r in logs.records()
+        if r.get("request_id") == response.headers["X-Request-ID"]
+        and r["logger"].startswith("app.")
+    ]
+    events = [line["event"] for line in lines]
+    assert "auth.login_failed" in events
+    assert "http.request" in events
+    # Lines written inside the handler know the route too.
+    assert all(line["route"] == "/api/v1/auth/token" for line in lines)
+
+
+async def test_a_user_id_does_not_leak_into_the_next_request(
+    app: FastAPI, client: httpx.AsyncClient, capture_logs: LogCapture, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    logs = capture_logs()
+
+    mine = await client.get("/api/v1/users/me", headers=account.headers)
+    anonymous = await client.get("/health/live")
+
+    [first] = logs.access(mine.headers["X-Request-ID"])
+    [second] = logs.access(anonymous.headers["X-Request-ID"])
+    assert first["user_id"] == str(account.id)
+    assert "user_id" not in second
+
+
+async def test_an_unknown_path_is_logged_under_one_route_name(
+    app: FastAPI, client: httpx.AsyncClient, capture_logs: LogCapture
+) -> None:
+    logs = capture_logs()
+
+    response = await client.get("/no/such/place")
+
+    [line] = logs.access(response.headers["X-Request-ID"])
+    assert line["status"] == 404
+    assert line["route"] == "unmatched"
+
+
+async def test_an_unhandled_error_is_logged_once_with_its_stack_and_request_id(
+    app: FastAPI, capture_logs: LogCapture
+) -> None:
+    @app.get("/crash-for-test")
+    async def crash() -> None:
+        raise RuntimeError("the disk caught fire")
+
+    logs = capture_logs()
+    async with client_for(app) as client:
+        response = await client.get("/crash-for-test")
+
+    assert response.status_code == 500
+    request_id = response.headers["X-Request-ID"]
+    errors = [r for r in logs.records() if r["level"] == "error"]
+    assert len(errors) == 1
+    [error] = errors
+    assert error["request_id"] == request_id
+    assert error["route"] == "/crash-for-test"
+    [exception] = error["exception"]
+    assert exception["exc_type"] == "RuntimeError"
+    assert any(frame["name"] == "crash" for frame in exception["frames"])
+    # Locals stay out of tracebacks: a frame's variables can hold a password.
+    assert all("locals" not in frame for frame in exception["frames"])
+    [access] = logs.access(request_id)
+    assert access["status"] == 500
+
+
+async def test_library_and_server_records_are_json_lines_too(
+    app: FastAPI, capture_logs: LogCapture
+) -> None:
+    logs = capture_logs()
+
+    logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+    logging.getLogger("sqlalchemy.pool").warning("pool hiccup")
+    logging.getLogger("sqlalchemy.engine").info("a statement nobody asked to see")
+
+    records = logs.records()
+    assert [(r["logger"], r["event"]) for r in records] == [
+        ("uvicorn.error", "Invalid HTTP request received."),
+        ("sqlalchemy.pool", "pool hiccup"),
+    ]
+
+
+async def test_uvicorn_access_records_are_silenced(app: FastAPI, capture_logs: LogCapture) -> None:
+    logs = capture_logs()
+
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET / HTTP/1.1" 200')
+
+    assert logs.records() == []
+
+
+@pytest.mark.parametrize("level", ["WARNING", "ERROR"])
+async def test_log_level_drops_quieter_events(
+    settings: Settings, capture_logs: LogCapture, level: str
+) -> None:
+    create_app(settings.model_copy(update={"log_level": level}))
+    logs = capture_logs()
+    log = structlog.get_logger("test.levels")
+
+    log.info("quiet")
+    log.error("loud")
+
+    assert [r["event"] for r in logs.records()] == ["loud"]
+
+
+async def test_console_format_is_not_json(settings: Settings, capture_logs: LogCapture) -> None:
+    create_app(settings.model_copy(update={"log_format": "console"}))
+    logs = capture_logs()
+
+    structlog.get_logger("test.console").info("hello.console", answer=42)
+
+    line = re.sub(r"\x1b\[[0-9;]*m", "", logs.text().strip())
+    assert "hello.console" in line
+    assert "answer=42" in line
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)

@@ -1,0 +1,201 @@
+"""Traces: a server span per request, SQL (and Redis) client spans beneath it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+from asgi_lifespan import LifespanManager
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import AccountFactory, client_for
+from tests.observability.conftest import Traced
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_SPAN_ID = "b7ad6b7169203331"
+
+
+def traceparent(sampled: bool) -> str:
+    return f"00-{TRACE_ID}-{PARENT_SPAN_ID}-{'01' if sampled else '00'}"
+
+
+async def test_a_request_span_has_its_sql_statements_as_children(traced: Traced) -> None:
+    response = await traced.client.get("/health/ready")
+
+    server = traced.server_span(response.headers["X-Request-ID"])
+    assert server.name == "GET /health/ready"
+    assert (server.attributes or {})["http.route"] == "/health/ready"
+    assert (server.attributes or {})["http.response.status_code"] == 200
+    children = [
+        span
+        for span in traced.spans()
+        if span.parent and span.parent.span_id == server.context.span_id
+    ]
+    sql = [span for span in children if span.kind is SpanKind.CLIENT]
+    assert sql, [span.name for span in traced.spans()]
+    [ping] = [
+        span for span in sql if "SELECT 1" in str((span.attributes or {}).get("db.query.text"))
+    ]
+    assert (ping.attributes or {})["db.system.name"] in {"sqlite", "postgresql"}
+    assert ping.name.startswith("SELECT ")
+    assert all(span.context.trace_id == server.context.trace_id for span in sql)
+
+
+async def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:
+    response = await traced.client.get("/health/live", headers={"traceparent": traceparent(True)})
+
+    server = traced.server_span(response.headers["X-Request-ID"])
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None
+    assert format(server.parent.span_id, "016x") == PARENT_SPAN_ID
+
+
+async def test_an_unsampled_parent_records_nothing(traced: Traced) -> None:
+    await traced.client.get("/health/ready", headers={"traceparent": traceparent(False)})
+
+    assert traced.spans() == []
+
+
+async def test_the_ratio_sampler_keeps_none_at_zero_but_follows_a_sampled_parent(
+    settings: Settings,
+) -> None:
+    exporter = InMemorySpanExporter()
+    app = create_app(
+        settings.model_copy(
+            update={
+                "otel_traces_sampler": "parentbased_traceidratio",
+                "otel_traces_sampler_arg": 0.0,
+            }
+        ),
+        span_exporter=exporter,
+    )
+    async with LifespanManager(app), client_for(app) as client:
+        await client.get("/health/live")
+        followed = await client.get("/health/live", headers={"traceparent": traceparent(True)})
+        app.state.tracing.provider.force_flush()
+
+    spans = exporter.get_finished_spans()
+    assert [(span.attributes or {}).get("request_id") for span in spans] == [
+        followed.headers["X-Request-ID"]
+    ]
+
+
+async def test_metrics_scrapes_are_not_traced(traced: Traced) -> None:
+    await traced.client.get("/metrics")
+
+    assert traced.spans() == []
+
+
+async def test_each_app_keeps_its_own_spans(settings: Settings, traced: Traced) -> None:
+    other_exporter = InMemorySpanExporter()
+    other = create_app(settings, span_exporter=other_exporter)
+    async with LifespanManager(other), client_for(other) as other_client:
+        await other_client.get("/health/live")
+        other.state.tracing.provider.force_flush()
+
+    assert traced.spans() == []
+    assert len(other_exporter.get_finished_spans()) == 1
+
+
+async def test_tracing_is_off_without_an_otlp_endpoint(settings: Settings) -> None:
+    assert settings.otlp_traces_endpoint is None
+    app = create_app(settings)
+
+    assert not app.state.tracing.enabled
+
+
+async def test_a_redis_command_is_a_child_of_its_request(
+    settings: Settings, redis_url: str | None, make_account: AccountFactory
+) -> None:
+    if redis_url is None:
+        pytest.skip("needs TEST_REDIS_URL")
+    exporter = InMemorySpanExporter()
+    app = create_app(settings, span_exporter=exporter)
+
+    @app.get("/touch-redis-for-test")
+    async def touch() -> None:
+        await app.state.resources.redis.set("observability:test", "1", ex=5)
+
+    async with LifespanManager(app), client_for(app) as client:
+        response = await client.get("/touch-redis-for-test")
+        app.state.tracing.provider.force_flush()
+
+    spans = exporter.get_finished_spans()
+    [server] = [
+        s
+        for s in spans
+        if (s.attributes or {}).get("request_id") == response.headers["X-Request-ID"]
+    ]
+    [command] = [s for s in spans if s.name == "SET"]
+    assert command.kind is SpanKind.CLIENT
+    assert command.parent is not None
+    assert command.parent.span_id == server.context.span_id
+    # Arguments are not recorded: values may be anything a feature stores.
+    assert "1" not in str((command.attributes or {}).get("db.statement", ""))
+
+
+class _Sink(BaseHTTPRequestHandler):
+    bodies: ClassVar[list[tuple[str, str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.bodies.append(
+            (self.path, self.headers.get("Content-Type", ""), self.rfile.read(length))
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def otlp_sink() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    """A local stand-in for the collector: nothing leaves the machine."""
+    received: list[tuple[str, str, bytes]] = []
+    handler = type("Sink", (_Sink,), {"bodies": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+    server.server_close()
+
+
+async def test_spans_go_out_over_otlp_http_when_an_endpoint_is_set(
+    settings: Settings, otlp_sink: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    endpoint, received = otlp_sink
+    app = create_app(
+        settings.model_copy(
+            update={
+                "otel_exporter_otlp_endpoint": endpoint,
+                "otel_service_name": "groundwork-under-test",
+                "otel_resource_attributes": "team=platform,region=local",
+            }
+        )
+    )
+    async with LifespanManager(app), client_for(app) as client:
+        await client.get("/health/live")
+    # Leaving the lifespan flushed the batch.
+
+    [(path, content_type, body)] = received
+    assert path == "/v1/traces"
+    assert content_type == "application/x-protobuf"
+    request = ExportTraceServiceRequest.FromString(body)
+    [resource_spans] = request.resource_spans
+    attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert attributes["service.name"] == "groundwork-under-test"
+    assert attributes["team"] == "platform"
+    assert attributes["deployment.environment.name"] == "test"
+    names = [span.name for scope in resource_spans.scope_spans for span in scope.spans]
+    assert names == ["GET /health/live"]
