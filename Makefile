@@ -52,7 +52,7 @@ revision: install ## new migration from the models: make revision m="add orders"
 	$(VENV)/bin/alembic revision --autogenerate -m "$(m)"
 
 bench: install ## every benchmark in bench/ (needs Redis on 127.0.0.1; see docs/benchmarks.md)
-	@for script in bench/*.py; do echo "==> $$script"; $(PY) "$$script" || exit 1; done
+	@for script in bench/[!_]*.py; do echo "==> $$script"; $(PY) "$$script" || exit 1; done
 
 clean: ## remove environments, caches and the local database
 	rm -rf $(VENV) .venv-* $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

@@ -50,8 +50,8 @@ from app.cli import migrate  # noqa: E402
 from app.core.config import Settings  # noqa: E402
 from app.core.middleware.observe import ObserveRequests  # noqa: E402
 from app.main import create_app  # noqa: E402
+from bench._fixtures import token_for  # noqa: E402
 
-PASSWORD = "correct-horse-battery-staple"
 SECRET_KEY = "benchmark-secret-key-that-is-long-enough-012345"
 PRODUCTION_SAMPLER = ("parentbased_traceidratio", "0.1")
 WARM_UP = 300
@@ -158,19 +158,6 @@ def server(factory: str, env: dict[str, str], log_path: Path) -> Iterator[Server
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-async def token_for(http: httpx.AsyncClient) -> str:
-    email = "bench@example.com"
-    await http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    answer = await http.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
-    answer.raise_for_status()
-    token: str = answer.json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    for n in range(5):
-        created = await http.post("/api/v1/items", json={"title": f"item {n}"}, headers=headers)
-        created.raise_for_status()
-    return token
 
 
 async def throughput(base: str, token: str, requests: int, concurrency: int) -> float:

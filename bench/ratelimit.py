@@ -30,8 +30,8 @@ from redis.exceptions import RedisError
 from app.cli import migrate
 from app.core.config import Settings
 from app.main import create_app
+from bench._fixtures import token_for
 
-PASSWORD = "correct-horse-battery-staple"
 WARM_UP = 200
 
 
@@ -49,19 +49,6 @@ def settings_for(database_url: str, **overrides: object) -> Settings:
         rate_limit_storage_timeout_seconds=1.0,
         **overrides,
     )
-
-
-async def token_for(http: httpx.AsyncClient) -> str:
-    email = "bench@example.com"
-    await http.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    answer = await http.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
-    answer.raise_for_status()
-    token: str = answer.json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
-    for n in range(5):
-        created = await http.post("/api/v1/items", json={"title": f"item {n}"}, headers=headers)
-        created.raise_for_status()
-    return token
 
 
 async def run(requests: int, redis_url: str) -> dict[str, list[float]]:
