@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from app.core.resources import Resources
 from app.users.models import User
+from tests.conftest import AccountFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,3 +80,45 @@ def test_an_unknown_command_exits_non_zero() -> None:
 
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+async def test_set_password_changes_it_and_ends_every_session(
+    cli_env: dict[str, str], client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+
+    result = run_cli(
+        "set-password", account.email, "--password-stdin", env=cli_env, stdin="operator-chosen-pw\n"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (await client.get("/api/v1/users/me", headers=account.headers)).status_code == 401
+    token = await client.post(
+        "/api/v1/auth/token", data={"username": account.email, "password": "operator-chosen-pw"}
+    )
+    assert token.status_code == 200
+
+
+async def test_set_password_for_an_unknown_email_fails_clearly(cli_env: dict[str, str]) -> None:
+    result = run_cli(
+        "set-password",
+        "nobody@example.com",
+        "--password-stdin",
+        env=cli_env,
+        stdin="whatever-pw-1\n",
+    )
+
+    assert result.returncode == 2
+    assert "no account" in result.stderr
+
+
+async def test_list_users_shows_accounts_and_roles(
+    cli_env: dict[str, str], make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+
+    result = run_cli("list-users", env=cli_env)
+
+    assert result.returncode == 0, result.stderr
+    assert admin.email in result.stdout
+    assert "admin,member" in result.stdout
