@@ -36,6 +36,8 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    # Our logging is configured already; alembic.ini's would replace it.
+    config.attributes["configure_logging"] = False
     command.upgrade(config, revision)
 
 

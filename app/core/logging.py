@@ -103,6 +103,8 @@ def configure_logging(settings: Settings) -> None:
                 # The access line is written by our own middleware.
                 "uvicorn.access": {"handlers": [], "propagate": False},
                 "sqlalchemy": {"level": "WARNING"},
+                # Start-up chatter of alembic's autogenerate plugins.
+                "alembic.runtime.plugins": {"level": "WARNING"},
             },
         }
     )
