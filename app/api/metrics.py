@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-from ipaddress import IPv6Address, ip_address
 
 from fastapi import APIRouter, Request, Response
 
@@ -12,6 +11,7 @@ from app.api.responses import problems
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.core.metrics import METRICS_PATH, render
+from app.core.networks import NetworkSet, parse_address
 
 router = APIRouter(tags=["operations"])
 
@@ -62,16 +62,6 @@ def _presented_token_matches(request: Request, expected: str) -> bool:
 def _from_allowed_network(request: Request, settings: Settings) -> bool:
     if not settings.metrics_allowed_networks or request.client is None:
         return False
-    try:
-        # The real client: the edge middleware has already resolved trusted proxies.
-        address = ip_address(request.client.host)
-    except ValueError:
-        return False
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    # `in` compares bare integers: without the version check a v4 address
-    # could fall inside a v6 network.
-    return any(
-        address.version == network.version and address in network
-        for network in settings.metrics_allowed_networks
-    )
+    # The real client: the edge middleware has already resolved trusted proxies.
+    address = parse_address(request.client.host)
+    return address is not None and address in NetworkSet(settings.metrics_allowed_networks)

@@ -13,11 +13,10 @@ from starlette.types import Receive, Scope, Send
 
 from app.core.middleware.client_address import (
     ClientAddressMiddleware,
-    TrustedProxies,
     forwarded_for_chain,
-    parse_address,
     x_forwarded_for_chain,
 )
+from app.core.networks import NetworkSet, parse_address
 from app.main import create_app
 from tests.conftest import make_settings
 
@@ -171,7 +170,7 @@ async def test_an_ipv4_mapped_peer_is_matched_against_ipv4_proxies() -> None:
 
 
 def test_an_ipv6_network_never_vouches_for_an_ipv4_address() -> None:
-    trusted = TrustedProxies([ip_network("::/96")])
+    trusted = NetworkSet([ip_network("::/96")])
 
     assert ip_address("0.0.0.1") not in trusted
     assert ip_address("::1") in trusted

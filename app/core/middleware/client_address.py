@@ -12,53 +12,11 @@ left of that point and is never reached. The answer replaces
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-IPAddress = IPv4Address | IPv6Address
-Network = IPv4Network | IPv6Network
-
-
-class TrustedProxies:
-    def __init__(self, networks: Iterable[Network]) -> None:
-        # Kept apart by version: `in` compares the integers of the addresses,
-        # so a v4 address could otherwise match a v6 network.
-        networks = list(networks)
-        self._v4 = [net for net in networks if isinstance(net, IPv4Network)]
-        self._v6 = [net for net in networks if isinstance(net, IPv6Network)]
-
-    def __bool__(self) -> bool:
-        return bool(self._v4 or self._v6)
-
-    def __contains__(self, address: IPAddress) -> bool:
-        if isinstance(address, IPv4Address):
-            return any(address in net for net in self._v4)
-        return any(address in net for net in self._v6)
-
-
-def parse_address(text: str) -> IPAddress | None:
-    """An address as proxies write it: bare, `v4:port`, `[v6]` or `[v6]:port`; else None."""
-    text = text.strip()
-    host = text
-    if text.startswith("["):
-        end = text.find("]")
-        rest = text[end + 1 :]
-        if end < 0 or (rest and not (rest[:1] == ":" and rest[1:].isdigit())):
-            return None
-        host = text[1:end]
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-        if not port.isdigit():
-            return None
-    try:
-        address = ip_address(host)
-    except ValueError:
-        return None
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+from app.core.networks import IPAddress, Network, NetworkSet, parse_address
 
 
 def _split_outside_quotes(text: str, separator: str) -> Iterator[str]:
@@ -102,7 +60,7 @@ def x_forwarded_for_chain(header: str) -> list[IPAddress | None]:
 
 
 def resolve_client(
-    peer: IPAddress, chain: Sequence[IPAddress | None], trusted: TrustedProxies
+    peer: IPAddress, chain: Sequence[IPAddress | None], trusted: NetworkSet
 ) -> IPAddress:
     """The rightmost address that is not a trusted proxy, starting from a trusted peer.
 
@@ -129,7 +87,7 @@ class ClientAddressMiddleware:
         header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
     ) -> None:
         self.app = app
-        self.trusted = TrustedProxies(trusted_proxies)
+        self.trusted = NetworkSet(trusted_proxies)
         self.header = header.encode("latin-1")
         self.parse_chain = forwarded_for_chain if header == "forwarded" else x_forwarded_for_chain
 
