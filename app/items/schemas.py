@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from app.items.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 
@@ -24,7 +25,8 @@ class ItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: Title | None = None
+    # `title` may be left out but not nulled: the schema offers no null for it.
+    title: Title | SkipJsonSchema[None] = None
     description: Description | None = None
 
     @model_validator(mode="after")

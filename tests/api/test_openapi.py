@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,8 @@ import httpx
 import pytest
 
 from app.core.errors import PROBLEM_MEDIA_TYPE
+from app.core.security.password_policy import MAX_LENGTH, MIN_LENGTH
+from tests.conftest import AccountFactory
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -132,3 +135,70 @@ async def test_token_endpoint_takes_the_oauth2_form(
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "/openapi.json" in docs.text
+
+
+def test_new_passwords_advertise_the_policy_length(schema: dict[str, Any]) -> None:
+    # A field the server checks in a validator must still show its bounds, or a
+    # schema-driven client sends a 5-character password it thinks is valid.
+    new_passwords = {
+        (name, field): prop
+        for name, component in schema["components"]["schemas"].items()
+        for field, prop in component.get("properties", {}).items()
+        if prop.get("format") == "password" and prop.get("writeOnly")
+    }
+    wrong = {
+        key: (prop.get("minLength"), prop.get("maxLength"))
+        for key, prop in new_passwords.items()
+        if (prop.get("minLength"), prop.get("maxLength")) != (MIN_LENGTH, MAX_LENGTH)
+    }
+
+    assert {name for name, _ in new_passwords} >= {"UserCreate", "PasswordResetConfirm"}
+    assert wrong == {}
+
+
+async def test_item_title_is_not_offered_as_nullable(
+    schema: dict[str, Any], client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    # A partial update may leave `title` out but not null it, and says so.
+    title = schema["components"]["schemas"]["ItemUpdate"]["properties"]["title"]
+    owner = await make_account()
+    created = await client.post("/api/v1/items", json={"title": "t"}, headers=owner.headers)
+    refused = await client.patch(
+        created.headers["Location"], json={"title": None}, headers=owner.headers
+    )
+
+    assert "null" not in str(title)
+    assert title["type"] == "string"
+    assert refused.status_code == 422
+
+
+async def test_email_fields_advertise_the_refused_special_use_domains(
+    schema: dict[str, Any], client: httpx.AsyncClient
+) -> None:
+    # `someone@host.test` looks like `format: email` but email-validator refuses it.
+    emails = [
+        prop
+        for component in schema["components"]["schemas"].values()
+        for prop in component.get("properties", {}).values()
+        if prop.get("format") == "email"
+    ]
+    refused = await client.post(
+        "/api/v1/auth/register",
+        json={"email": "someone@host.TEST", "password": "a-long-enough-password"},
+    )
+
+    assert emails
+    assert all(re.match(prop["pattern"], "someone@example.com") for prop in emails)
+    assert not any(re.match(prop["pattern"], "someone@host.TEST") for prop in emails)
+    assert refused.status_code == 422
+
+
+def test_assigned_role_names_follow_the_role_name_rule(schema: dict[str, Any]) -> None:
+    # No role can exist outside RoleCreate's pattern, so assigning one cannot either.
+    schemas = schema["components"]["schemas"]
+    created = schemas["RoleCreate"]["properties"]["name"]
+    roles = schemas["UserAdminUpdate"]["properties"]["roles"]
+    assigned = next(branch["items"] for branch in roles["anyOf"] if branch["type"] == "array")
+
+    assert assigned["pattern"] == created["pattern"]
+    assert assigned["maxLength"] == created["maxLength"]
