@@ -43,6 +43,7 @@ def create_app(
                 tracing.exporting(),
                 observed_engine(resources.engine, settings, tracing),
                 tracing.traced_redis(resources.redis),
+                tracing.traced_redis(resources.rate_limiter.redis_client),
             ):
                 await _ensure_first_admin(resources)
                 log.info("app.started", env=settings.app_env)

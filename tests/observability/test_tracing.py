@@ -141,6 +141,38 @@ async def test_a_redis_command_is_a_child_of_its_request(
     assert "1" not in str((command.attributes or {}).get("db.statement", ""))
 
 
+async def test_the_rate_limiters_redis_commands_are_children_of_the_request(
+    settings: Settings, redis_url: str | None, make_account: AccountFactory
+) -> None:
+    if redis_url is None:
+        pytest.skip("needs TEST_REDIS_URL")
+    account = await make_account()
+    exporter = InMemorySpanExporter()
+    app = create_app(settings, span_exporter=exporter)
+
+    async with LifespanManager(app), client_for(app) as client:
+        assert app.state.resources.rate_limiter.redis_client is not None
+        response = await client.get("/api/v1/items", headers=account.headers)
+        app.state.tracing.provider.force_flush()
+
+    assert response.status_code == 200
+    spans = exporter.get_finished_spans()
+    [server] = [
+        s
+        for s in spans
+        if (s.attributes or {}).get("request_id") == response.headers["X-Request-ID"]
+    ]
+    redis_spans = [
+        s
+        for s in spans
+        if s.kind is SpanKind.CLIENT and (s.attributes or {}).get("db.system") == "redis"
+    ]
+    assert redis_spans, [s.name for s in spans]
+    assert all(
+        s.parent is not None and s.parent.span_id == server.context.span_id for s in redis_spans
+    )
+
+
 class _Sink(BaseHTTPRequestHandler):
     bodies: ClassVar[list[tuple[str, str, bytes]]] = []
 

@@ -19,11 +19,12 @@ import structlog
 from limits.aio.storage import Storage
 from limits.aio.strategies import STRATEGIES
 from limits.aio.strategies import RateLimiter as Strategy
+from redis.asyncio import Redis
 
 from app.core.errors import ServiceUnavailable
 from app.core.ratelimit.metrics import STORAGE_FAILURES
 from app.core.ratelimit.rules import LimitName, Rule
-from app.core.ratelimit.storage import close_storage
+from app.core.ratelimit.storage import close_storage, redis_client_of
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -70,6 +71,11 @@ class RateLimiter:
         self._fail_open = fail_open
         self._failures = 0
         self._paused_until = 0.0
+
+    @property
+    def redis_client(self) -> Redis | None:
+        """The Redis client counting the limits, when the storage is Redis."""
+        return redis_client_of(self._storage)
 
     def rule(self, name: LimitName) -> Rule:
         return self._rules[name]

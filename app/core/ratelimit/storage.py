@@ -22,6 +22,16 @@ def create_storage(redis: Redis | None) -> Storage:
     )
 
 
+def redis_client_of(storage: Storage) -> Redis | None:
+    """The redis-py client limits built over our pool, so it can be traced like ours.
+
+    limits does not publish it; should a release move it, the limiter's
+    commands go untraced and a tracing test says so.
+    """
+    client = getattr(getattr(storage, "bridge", None), "storage", None)
+    return client if isinstance(client, Redis) else None
+
+
 async def close_storage(storage: Storage) -> None:
     # The in-process store sweeps expired counters in a task of its own.
     timer = getattr(storage, "timer", None)
