@@ -223,3 +223,21 @@ def make_account(client: httpx.AsyncClient, resources: Resources) -> AccountFact
         return Account(user_id, email, PASSWORD, await login(client, email))
 
     return make
+
+
+@pytest.fixture
+async def silent_port() -> AsyncIterator[int]:
+    """A local port that accepts connections and never answers: a hung dependency."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

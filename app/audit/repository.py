@@ -3,12 +3,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
 from app.core.pagination import Position
 from app.db.pagination import keyset_page
+
+
+def _about(user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Events a user did, or that were done to them."""
+    return or_(AuditEvent.actor_id == user_id, AuditEvent.target_id == str(user_id))
 
 
 class AuditRepository:
@@ -37,7 +42,7 @@ class AuditRepository:
     async def about_user(self, user_id: uuid.UUID) -> Sequence[AuditEvent]:
         statement = (
             select(AuditEvent)
-            .where(or_(AuditEvent.actor_id == user_id, AuditEvent.target_id == str(user_id)))
+            .where(_about(user_id))
             .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
         )
         return (await self.session.scalars(statement)).all()
@@ -45,7 +50,5 @@ class AuditRepository:
     async def scrub_user(self, user_id: uuid.UUID) -> None:
         """Drop what could identify a deleted user; the bare events stay for the record."""
         await self.session.execute(
-            update(AuditEvent)
-            .where(or_(AuditEvent.actor_id == user_id, AuditEvent.target_id == str(user_id)))
-            .values(ip=None, user_agent=None, details={})
+            update(AuditEvent).where(_about(user_id)).values(ip=None, user_agent=None, details={})
         )

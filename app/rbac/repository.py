@@ -24,6 +24,19 @@ class RoleRepository:
         )
         return [(name, permission) for name, permission in await self.session.execute(statement)]
 
+    async def role_names_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+        names: dict[uuid.UUID, set[str]] = {}
+        if not user_ids:
+            return names
+        statement = (
+            select(UserRole.user_id, Role.name)
+            .join(Role, Role.id == UserRole.role_id)
+            .where(UserRole.user_id.in_(user_ids))
+        )
+        for user_id, name in await self.session.execute(statement):
+            names.setdefault(user_id, set()).add(name)
+        return names
+
     async def all_with_permissions(self) -> list[tuple[Role, list[str]]]:
         statement = (
             select(Role, RolePermission.permission)

@@ -52,6 +52,9 @@ class RbacService:
             ),
         )
 
+    async def role_names_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+        return await self.roles.role_names_of(user_ids)
+
     async def assign_role(self, user_id: uuid.UUID, role_name: str) -> None:
         role = await self.roles.get_by_name(role_name)
         if role is None:

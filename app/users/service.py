@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -178,8 +179,10 @@ class UserService:
         cursors = self.resources.cursors
         after = cursors.decode(cursor) if cursor else None
         rows, position = await self.users.list_page(after=after, limit=limit)
+        # One query for the whole page's roles, not one per user.
+        roles = await self.rbac.role_names_of([user.id for user in rows])
         return Page[UserRead](
-            items=[await self._read(user) for user in rows],
+            items=[_as_read(user, roles.get(user.id, ())) for user in rows],
             next_cursor=cursors.encode(position) if position else None,
         )
 
@@ -223,15 +226,7 @@ class UserService:
         return user
 
     async def _read(self, user: User) -> UserRead:
-        grants = await self.rbac.grants_for(user.id)
-        return UserRead(
-            id=user.id,
-            email=user.email,
-            full_name=user.full_name,
-            is_active=user.is_active,
-            roles=sorted(grants.roles),
-            created_at=user.created_at,
-        )
+        return _as_read(user, (await self.rbac.grants_for(user.id)).roles)
 
     async def _keep_an_admin(self, user_id: uuid.UUID) -> None:
         grants = await self.rbac.grants_for(user_id)
@@ -255,3 +250,14 @@ class UserService:
         )
         await self.session.commit()
         log.info("user.deleted", user_id=str(user_id))
+
+
+def _as_read(user: User, roles: Iterable[str]) -> UserRead:
+    return UserRead(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        is_active=user.is_active,
+        roles=sorted(roles),
+        created_at=user.created_at,
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -67,29 +66,16 @@ async def test_ready_is_503_when_the_database_is_unreachable(
 
 
 async def test_ready_is_503_when_the_database_never_answers(
-    app_factory: Callable[..., FastAPI],
+    app_factory: Callable[..., FastAPI], silent_port: int
 ) -> None:
     """A database that accepts connections but says nothing must not hang the probe."""
-    silent: list[asyncio.StreamWriter] = []
-
-    async def accept_and_stay_silent(_reader: asyncio.StreamReader, writer: Any) -> None:
-        silent.append(writer)
-
-    server = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     application = app_factory(
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/silent",
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{silent_port}/silent",
         db_connect_timeout_seconds=HANG_GUARD_SECONDS * 2,
         health_check_timeout_seconds=0.5,
     )
-    try:
-        async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
-            response = await http.get("/health/ready")
-    finally:
-        for writer in silent:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
+        response = await http.get("/health/ready")
 
     assert_unavailable(response)
 

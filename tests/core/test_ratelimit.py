@@ -343,29 +343,16 @@ async def test_a_stopped_redis_with_fail_closed_refuses_with_503_not_500(
 
 
 async def test_a_redis_that_never_answers_is_given_up_on_after_the_storage_timeout(
-    build: AppFactory,
+    build: AppFactory, silent_port: int
 ) -> None:
-    silent: list[asyncio.StreamWriter] = []
-
-    async def accept_and_stay_silent(_reader: asyncio.StreamReader, writer: Any) -> None:
-        silent.append(writer)
-
-    server = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     application = build(
-        redis_url=f"redis://127.0.0.1:{port}/0",
+        redis_url=f"redis://127.0.0.1:{silent_port}/0",
         rate_limit_storage_timeout_seconds=0.05,
         health_check_timeout_seconds=0.2,
     )
-    try:
-        async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
-            answers = [await http.get(ITEMS) for _ in range(3)]
-            ready = await http.get("/health/ready")
-    finally:
-        for writer in silent:
-            writer.close()
-        server.close()
-        await server.wait_closed()
+    async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
+        answers = [await http.get(ITEMS) for _ in range(3)]
+        ready = await http.get("/health/ready")
 
     assert [answer.status_code for answer in answers] == [401] * 3
     assert ready.status_code == 503
