@@ -13,10 +13,8 @@ from fastapi import Depends, Request, params
 from app.core.errors import RateLimited
 from app.core.metrics import RATE_LIMITED
 from app.core.middleware.rate_limit_headers import record
-from app.core.ratelimit import KeyedBy, LimitName
+from app.core.ratelimit import KeyedBy, LimitName, client_key
 from app.core.resources import Resources, resources_of
-
-UNKNOWN_CLIENT = "unknown"
 
 
 class RateLimit:
@@ -38,7 +36,7 @@ class RateLimit:
         key = (
             _caller(request, resources)
             if rule.keyed_by is KeyedBy.USER_OR_CLIENT
-            else ("client", client_address(request))
+            else ("client", _client(request))
         )
         decision = await limiter.hit(self.name, *key)
         record(request.scope, decision)
@@ -56,9 +54,9 @@ def rate_limit(name: LimitName) -> params.Depends:
     return dependency
 
 
-def client_address(request: Request) -> str:
+def _client(request: Request) -> str:
     # Already the real client: the client-address middleware rewrote it.
-    return request.client.host if request.client else UNKNOWN_CLIENT
+    return client_key(request.client.host if request.client else None)
 
 
 def _caller(request: Request, resources: Resources) -> tuple[str, str]:
@@ -73,4 +71,4 @@ def _caller(request: Request, resources: Resources) -> tuple[str, str]:
         subject = resources.token_subjects.subject_of(token.strip())
         if subject is not None:
             return ("user", subject)
-    return ("client", client_address(request))
+    return ("client", _client(request))

@@ -26,7 +26,7 @@ from app.core.errors import (
 )
 from app.core.mail import Mail
 from app.core.metrics import LOGINS, REFRESH_REUSE
-from app.core.ratelimit import LimitName
+from app.core.ratelimit import LimitName, client_key
 from app.core.resources import Resources
 from app.core.security.opaque import digest, new_secret
 from app.core.security.password_policy import MAX_LENGTH, ensure_new_password
@@ -98,7 +98,7 @@ class AuthService:
         # Counted for unknown emails too: a lockout must not reveal which exist.
         return [
             (LimitName.LOGIN_LOCKOUT_ACCOUNT, email),
-            (LimitName.LOGIN_LOCKOUT_CLIENT, self.context.ip or "unknown"),
+            (LimitName.LOGIN_LOCKOUT_CLIENT, client_key(self.context.ip)),
         ]
 
     async def _refuse_if_locked_out(self, email: str) -> None:

@@ -17,7 +17,7 @@ from starlette.requests import HTTPConnection
 from app.core.config import Settings
 from app.core.mail import Mailer, create_mailer
 from app.core.pagination import CursorCodec
-from app.core.ratelimit import RateLimiter, create_storage, rules_from
+from app.core.ratelimit import RateLimiter, rules_from
 from app.core.ratelimit.subjects import TokenSubjects
 from app.core.redis import create_redis
 from app.core.security.passwords import PasswordHasher
@@ -55,7 +55,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         mailer=create_mailer(settings),
         redis=redis,
         rate_limiter=RateLimiter(
-            create_storage(redis),
+            redis,
             rules_from(settings),
             timeout_seconds=settings.rate_limit_storage_timeout_seconds,
             fail_open=settings.rate_limit_fail_open,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -74,20 +75,30 @@ async def test_unknown_emails_lock_out_the_same_way(client: httpx.AsyncClient) -
     assert (await attempt(client, "ghost@example.com", "whatever-it-is")).status_code == 429
 
 
+def client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 5000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["203.0.113.9"] * 4,
+        # IPv6: one /64 is one client, whichever of its addresses it uses.
+        ["2001:db8:5::1", "2001:db8:5::2", "2001:db8:5:0:1::3", "2001:db8:5::4"],
+    ],
+)
 async def test_many_failures_from_one_client_lock_that_client_out(
-    app_factory: Callable[..., FastAPI],
+    app_factory: Callable[..., FastAPI], addresses: list[str]
 ) -> None:
     app = app_factory(login_lockout_client="3/15 minutes", rate_limit_login="1000/minute")
-    async with LifespanManager(app):
-        attacker = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=("203.0.113.9", 5000)),
-            base_url="http://testserver",
-        )
-        async with attacker, client_for(app) as bystander:
-            await register(bystander, "victim@example.com")
-            for n in range(3):
+    async with LifespanManager(app), client_for(app) as bystander:
+        await register(bystander, "victim@example.com")
+        for n, address in enumerate(addresses[:3]):
+            async with client_at(app, address) as attacker:
                 await attempt(attacker, f"target{n}@example.com", "wrong-password")
 
+        async with client_at(app, addresses[3]) as attacker:
             spraying = await attempt(attacker, "victim@example.com", PASSWORD)
             elsewhere = await attempt(bystander, "victim@example.com", PASSWORD)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,10 +14,15 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from limits import parse
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from pydantic import ValidationError
+from redis.asyncio import Redis
 
 from app.core.errors import problem_type
-from app.core.ratelimit import LimitName, RateLimiter
+from app.core.ratelimit import LimitName, RateLimiter, client_key
+from app.core.ratelimit.redis_window import RedisSlidingWindow
+from app.core.ratelimit.storage import KEY_PREFIX, create_storage
 from app.core.ratelimit.subjects import TokenSubjects
 from app.core.resources import Resources
 from app.core.security.tokens import AccessTokenCodec
@@ -118,8 +124,13 @@ async def test_fifty_parallel_requests_against_a_limit_of_ten_let_exactly_ten_th
 
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [200] * 10 + [429] * 40
-    # Read after counting, so parallel requests may all see the same later state.
-    assert all(0 <= int(r.headers["X-RateLimit-Remaining"]) < 10 for r in responses)
+    remaining = sorted(int(r.headers["X-RateLimit-Remaining"]) for r in responses if r.is_success)
+    if storage is not None and strategy == "sliding-window-counter":
+        # Counted and reported by one script: each request sees its own count.
+        assert remaining == list(range(10))
+    else:
+        # Reported by a second call, so parallel requests may see the same later state.
+        assert all(0 <= left < 10 for left in remaining)
 
 
 async def test_the_limiter_primitive_counts_exactly_under_concurrency(
@@ -203,6 +214,38 @@ async def test_clients_behind_a_trusted_proxy_are_counted_apart(build: AppFactor
 
     assert (first.status_code, second.status_code) == (401, 401)
     assert_rate_limited(again, limit=1)
+
+
+async def test_an_ipv6_client_cannot_dodge_a_limit_by_moving_within_its_64(
+    build: AppFactory,
+) -> None:
+    application = build(rate_limit_default="2/hour")
+    addresses = ["2001:db8:1:2::1", "2001:db8:1:2:aaaa::7", "2001:db8:1:2:ffff::1"]
+    async with serving(application, client=(addresses[0], 1)) as first:
+        statuses = [(await first.get(ITEMS)).status_code]
+        for address in addresses[1:]:
+            async with client_at(application, (address, 1)) as moved:
+                statuses.append((await moved.get(ITEMS)).status_code)
+        async with client_at(application, ("2001:db8:1:3::1", 1)) as next_door:
+            neighbour = await next_door.get(ITEMS)
+
+    assert statuses == [401, 401, 429]
+    assert neighbour.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:db8:0:0:ffff::1", "2001:db8::/64"),
+        ("testclient", "testclient"),
+        (None, "unknown"),
+    ],
+)
+def test_the_budget_of_a_client_address(address: str | None, key: str) -> None:
+    assert client_key(address) == key
 
 
 @pytest.mark.parametrize(
@@ -404,6 +447,109 @@ async def test_the_limiter_fails_open_on_a_stopped_redis(build: AppFactory) -> N
         await limiter.clear(LimitName.LOGIN_LOCKOUT_ACCOUNT, "x")
 
     assert all(decision.allowed for decision in decisions)
+
+
+# --- the one-round-trip sliding window on Redis ----------------------------------
+
+
+@pytest.fixture
+async def windows(
+    redis_only: str,
+) -> AsyncIterator[tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis]]:
+    """The app's one-trip window and limits' own strategy, on the same Redis and keys."""
+    redis = Redis.from_url(redis_only)
+    try:
+        strategy = SlidingWindowCounterRateLimiter(create_storage(redis))
+        yield RedisSlidingWindow(redis, KEY_PREFIX), strategy, redis
+    finally:
+        await redis.aclose()
+
+
+async def test_the_one_trip_window_counts_and_reports_as_limits_does(
+    windows: tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis],
+) -> None:
+    one_trip, strategy, redis = windows
+    item = parse("5/minute")
+
+    async def both(
+        turns: int,
+    ) -> tuple[list[tuple[bool, int, float]], list[tuple[bool, int, float]]]:
+        ours, theirs = [], []
+        for _ in range(turns):
+            allowed, stats = await one_trip.hit(item, "ours")
+            ours.append((allowed, stats.remaining, stats.reset_time))
+            allowed = await strategy.hit(item, "theirs")
+            stats = await strategy.get_window_stats(item, "theirs")
+            theirs.append((allowed, stats.remaining, stats.reset_time))
+        return ours, theirs
+
+    def comparable(rows: list[tuple[bool, int, float]]) -> list[tuple[bool, int]]:
+        return [(allowed, remaining) for allowed, remaining, _ in rows]
+
+    def same_resets(
+        ours: list[tuple[bool, int, float]], theirs: list[tuple[bool, int, float]]
+    ) -> bool:
+        # Within a second, read around the window: limits says "now" where a
+        # fresh window's ttl is exactly two windows, the one-trip window says
+        # "in one window".
+        window = item.get_expiry()
+        return all(
+            abs((a[2] - b[2] + window / 2) % window - window / 2) < 1
+            for a, b in zip(ours, theirs, strict=True)
+        )
+
+    ours, theirs = await both(7)
+    assert (
+        comparable(ours)
+        == comparable(theirs)
+        == [(True, 4), (True, 3), (True, 2), (True, 1), (True, 0), (False, 0), (False, 0)]
+    )
+    assert same_resets(ours, theirs)
+
+    # Half a window later: the full window becomes the previous one, weighted by half.
+    for key in (item.key_for("ours"), item.key_for("theirs")):
+        await redis.pexpire(f"{KEY_PREFIX}:{{{key}}}", 30_000)
+    ours, theirs = await both(4)
+    assert comparable(ours) == comparable(theirs) == [(True, 2), (True, 1), (True, 0), (False, 0)]
+    assert same_resets(ours, theirs)
+
+
+async def test_what_the_one_trip_window_counts_limits_reads_and_clears(
+    build: AppFactory, redis_only: str
+) -> None:
+    application = build(redis_url=redis_only, rate_limit_default="5/minute")
+    async with LifespanManager(application):
+        limiter = resources_of(application).rate_limiter
+        hits = [await limiter.hit(LimitName.DEFAULT, "user", "7") for _ in range(3)]
+        peek = await limiter.test(LimitName.DEFAULT, "user", "7")
+        await limiter.clear(LimitName.DEFAULT, "user", "7")
+        after_clear = await limiter.hit(LimitName.DEFAULT, "user", "7")
+
+    assert [hit.remaining for hit in hits] == [4, 3, 2]
+    assert (peek.allowed, peek.remaining) == (True, 2)
+    assert after_clear.remaining == 4
+
+
+async def test_a_refused_request_is_not_counted_and_waits_for_the_window(
+    windows: tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis],
+) -> None:
+    one_trip, strategy, _ = windows
+    item = parse("2/minute")
+
+    first, first_stats = await one_trip.hit(item, "k")
+    answers = [first] + [(await one_trip.hit(item, "k"))[0] for _ in range(2)]
+    allowed, refused = await one_trip.hit(item, "k")
+    answers.append(allowed)
+    stats = await strategy.get_window_stats(item, "k")
+    await strategy.clear(item, "k")
+    again, again_stats = await one_trip.hit(item, "k")
+
+    assert answers == [True, True, False, False]
+    assert stats.remaining == 0
+    # A window just started ends a whole window from now, not "now".
+    assert 59 <= first_stats.reset_time - time.time() <= 60
+    assert 59 <= refused.reset_time - time.time() <= 60
+    assert (again, again_stats.remaining) == (True, 1)
 
 
 # --- settings --------------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
+import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -152,25 +153,36 @@ async def test_the_rate_limiters_redis_commands_are_children_of_the_request(
 
     async with LifespanManager(app), client_for(app) as client:
         assert app.state.resources.rate_limiter.redis_client is not None
-        response = await client.get("/api/v1/items", headers=account.headers)
+        # The default limit (sliding-window counter, on the app's client) ...
+        listed = await client.get("/api/v1/items", headers=account.headers)
+        # ... and the login limit (moving window, on the client limits builds).
+        login = await client.post(
+            "/api/v1/auth/token", data={"username": account.email, "password": "wrong password"}
+        )
         app.state.tracing.provider.force_flush()
 
-    assert response.status_code == 200
+    assert listed.status_code == 200
+    assert login.status_code == 401
     spans = exporter.get_finished_spans()
-    [server] = [
-        s
-        for s in spans
-        if (s.attributes or {}).get("request_id") == response.headers["X-Request-ID"]
-    ]
-    redis_spans = [
-        s
-        for s in spans
-        if s.kind is SpanKind.CLIENT and (s.attributes or {}).get("db.system") == "redis"
-    ]
-    assert redis_spans, [s.name for s in spans]
-    assert all(
-        s.parent is not None and s.parent.span_id == server.context.span_id for s in redis_spans
-    )
+
+    def redis_spans_of(response: httpx.Response) -> list[str]:
+        [server] = [
+            s
+            for s in spans
+            if (s.attributes or {}).get("request_id") == response.headers["X-Request-ID"]
+        ]
+        return [
+            s.name
+            for s in spans
+            if s.kind is SpanKind.CLIENT
+            and (s.attributes or {}).get("db.system") == "redis"
+            and s.parent is not None
+            and s.parent.span_id == server.context.span_id
+        ]
+
+    # One round trip counts the request and reports what is left.
+    assert redis_spans_of(listed) == ["EVALSHA"]
+    assert redis_spans_of(login), [s.name for s in spans]
 
 
 class _Sink(BaseHTTPRequestHandler):

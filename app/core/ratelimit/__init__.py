@@ -1,8 +1,8 @@
 """Rate limits shared by every replica: named rules, their storage, and the limiter."""
 
+from app.core.ratelimit.clients import client_key
 from app.core.ratelimit.limiter import Decision, RateLimiter
 from app.core.ratelimit.rules import KeyedBy, LimitName, Rule, rules_from
-from app.core.ratelimit.storage import create_storage
 
 __all__ = [
     "Decision",
@@ -10,6 +10,6 @@ __all__ = [
     "LimitName",
     "RateLimiter",
     "Rule",
-    "create_storage",
+    "client_key",
     "rules_from",
 ]
