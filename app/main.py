@@ -46,6 +46,8 @@ def create_app(
                 tracing.traced_redis(resources.rate_limiter.redis_client),
             ):
                 await _ensure_first_admin(resources)
+                for caution in settings.production_cautions:
+                    log.warning("config.production_caution", caution=caution)
                 log.info("app.started", env=settings.app_env)
                 yield
         log.info("app.stopped")

@@ -134,7 +134,13 @@ class Settings(BaseSettings):
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
 
-    @field_validator("trusted_proxies", "trusted_hosts", "cors_origins", mode="before")
+    @field_validator(
+        "trusted_proxies",
+        "trusted_hosts",
+        "cors_origins",
+        "metrics_allowed_networks",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -185,12 +191,23 @@ class Settings(BaseSettings):
             return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
         return None
 
-    @field_validator("metrics_allowed_networks", mode="before")
-    @classmethod
-    def _split_networks(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    @property
+    def production_cautions(self) -> list[str]:
+        """What a production start accepts but an operator should look at, one line each."""
+        if not self.is_production:
+            return []
+        cautions = []
+        if "*" in self.trusted_hosts:
+            cautions.append(
+                "TRUSTED_HOSTS is `*`: any Host header is accepted; list the names "
+                "the API is served under"
+            )
+        if not self.redis_url:
+            cautions.append(
+                "REDIS_URL is unset: each process counts rate limits and login lockouts "
+                "on its own, so every replica adds a full limit"
+            )
+        return cautions
 
     @model_validator(mode="after")
     def _refuse_credentialed_wildcard(self) -> Self:

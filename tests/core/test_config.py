@@ -16,7 +16,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = "postgresql+asyncpg://app:pw@db.internal:5432/groundwork"
 GOOD_SECRET = "k" * 48
 # Settings read the environment too; none of these may leak in from the machine.
-_SETTING_VARIABLES = ("APP_ENV", "SECRET_KEY", "DEBUG", "DATABASE_URL")
+_SETTING_VARIABLES = (
+    "APP_ENV",
+    "SECRET_KEY",
+    "DEBUG",
+    "DATABASE_URL",
+    "TRUSTED_HOSTS",
+    "REDIS_URL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +52,15 @@ def test_production_accepts_postgres_and_a_long_random_secret() -> None:
     assert settings.is_production
     assert settings.secret_key.get_secret_value() == GOOD_SECRET
     assert settings.database_url == POSTGRES_URL
+
+
+def test_production_names_what_it_accepts_but_should_not_be_left_as_it_is() -> None:
+    defaults = production().production_cautions
+    configured = production(trusted_hosts="api.example.com", redis_url="redis://cache:6379/0")
+
+    assert [caution.split()[0] for caution in defaults] == ["TRUSTED_HOSTS", "REDIS_URL"]
+    assert configured.production_cautions == []
+    assert Settings(_env_file=None).production_cautions == []  # type: ignore[call-arg]
 
 
 def test_production_refuses_a_missing_secret_key() -> None:

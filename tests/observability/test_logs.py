@@ -10,7 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 import structlog
+from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from app.core.config import Settings
 from app.main import create_app
@@ -168,3 +170,24 @@ async def test_console_format_is_not_json(settings: Settings, capture_logs: LogC
     assert "answer=42" in line
     with pytest.raises(json.JSONDecodeError):
         json.loads(line)
+
+
+async def test_a_production_start_warns_of_each_setting_left_at_a_risky_default(
+    capture_logs: LogCapture,
+) -> None:
+    # Nothing connects to the database at start-up without a first admin to create.
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        app_env="production",
+        database_url="postgresql+asyncpg://app:pw@db.invalid:5432/groundwork",
+        secret_key=SecretStr("p" * 48),
+    )
+    app = create_app(settings)
+    logs = capture_logs()
+
+    async with LifespanManager(app):
+        pass
+
+    cautions = [r for r in logs.records() if r["event"] == "config.production_caution"]
+    assert [r["level"] for r in cautions] == ["warning", "warning"]
+    assert [r["caution"].split()[0] for r in cautions] == ["TRUSTED_HOSTS", "REDIS_URL"]
