@@ -70,7 +70,10 @@ class AuthService:
         email = email.lower()
         await self._refuse_if_locked_out(email)
         hasher = self.resources.hasher
-        user = await self.users.find_by_email(email) if len(password) <= MAX_LENGTH else None
+        # Credentials no account can have are not looked up: an over-long
+        # password, or an email with a NUL (which PostgreSQL cannot compare).
+        possible = len(password) <= MAX_LENGTH and "\x00" not in email
+        user = await self.users.find_by_email(email) if possible else None
         if user is None:
             # Spend the time a real check would, so timing does not reveal
             # which emails have accounts.

@@ -7,10 +7,11 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from app.core.text import StoredText
 from app.items.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 
-Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX_LENGTH)]
-Description = Annotated[str, Field(max_length=DESCRIPTION_MAX_LENGTH)]
+Title = Annotated[StoredText, Field(min_length=1, max_length=TITLE_MAX_LENGTH)]
+Description = Annotated[StoredText, Field(max_length=DESCRIPTION_MAX_LENGTH)]
 
 
 class ItemCreate(BaseModel):

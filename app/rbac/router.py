@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, status
 from app.api.deps import RequestContextDep, SessionDep, require
 from app.api.responses import AUTHENTICATED, VALIDATED, problems
 from app.core.authz import Permission, Principal
+from app.core.text import NUL_FREE
 from app.rbac.schemas import RoleCreate, RoleRead, RoleUpdate
 from app.rbac.service import RbacService
 
@@ -20,7 +21,7 @@ def get_rbac_service(session: SessionDep, context: RequestContextDep) -> RbacSer
 RbacServiceDep = Annotated[RbacService, Depends(get_rbac_service)]
 RoleReader = Annotated[Principal, Depends(require(Permission.ROLES_READ))]
 RoleWriter = Annotated[Principal, Depends(require(Permission.ROLES_WRITE))]
-RoleNamePath = Annotated[str, Path(max_length=64)]
+RoleNamePath = Annotated[str, Path(max_length=64, pattern=NUL_FREE)]
 
 
 @router.get("", responses=problems(*AUTHENTICATED))

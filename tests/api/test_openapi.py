@@ -202,3 +202,39 @@ def test_assigned_role_names_follow_the_role_name_rule(schema: dict[str, Any]) -
 
     assert assigned["pattern"] == created["pattern"]
     assert assigned["maxLength"] == created["maxLength"]
+
+
+def test_text_that_is_stored_or_looked_up_advertises_that_a_nul_is_refused(
+    schema: dict[str, Any],
+) -> None:
+    schemas = schema["components"]["schemas"]
+
+    def pattern_of(prop: dict[str, Any]) -> str:
+        # Optional fields are `anyOf: [string, null]`.
+        [text] = [branch for branch in prop.get("anyOf", [prop]) if branch.get("type") == "string"]
+        pattern: str = text["pattern"]
+        return pattern
+
+    patterns = [
+        pattern_of(schemas[model]["properties"][field])
+        for model, field in [
+            ("ItemCreate", "title"),
+            ("ItemCreate", "description"),
+            ("ItemUpdate", "title"),
+            ("ItemUpdate", "description"),
+            ("UserCreate", "full_name"),
+            ("ProfileUpdate", "full_name"),
+        ]
+    ]
+    role_paths = [
+        parameter["schema"]["pattern"]
+        for method, path, operation in operations(schema)
+        if path == "/api/v1/roles/{name}"
+        for parameter in operation["parameters"]
+        if parameter["name"] == "name"
+    ]
+
+    assert len(role_paths) == 2
+    for pattern in patterns + role_paths:
+        assert re.fullmatch(pattern, "plain text, even with ünïcode")
+        assert not re.fullmatch(pattern, "before\x00after")
