@@ -23,6 +23,9 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     database_url = make_url(url or settings.database_url)
     options: dict[str, Any] = {
         "echo": settings.db_echo,
+        # Statement parameters hold emails, password hashes and token digests;
+        # keep them out of error messages and echo, which reach the logs.
+        "hide_parameters": True,
         "pool_pre_ping": settings.db_pool_pre_ping,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,

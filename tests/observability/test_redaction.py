@@ -1,7 +1,8 @@
 """No password, token or secret key ever reaches the output, whatever the code logs.
 
 The journey below drives every route that handles a secret, plus a crash
-whose message and locals hold some, and then scans everything the process
+whose message and locals hold some and a failing SQL statement whose
+parameters do, and then scans everything the process
 wrote — stdout, stderr and each log line — for every secret value seen.
 Adding a route that handles a secret means adding one step to STEPS.
 """
@@ -18,11 +19,14 @@ import pytest
 import structlog
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
+from sqlalchemy import select, text
 
+from app.api.deps import SessionDep
 from app.core.config import Settings
 from app.core.mail import MemoryMailer
 from app.core.redaction import REDACTED, Redactor
 from app.main import create_app
+from app.users.models import User
 from tests.conftest import client_for
 from tests.observability.conftest import LogLines
 
@@ -118,6 +122,17 @@ async def crash(j: Journey) -> None:
     assert response.status_code == 500
 
 
+async def crash_in_sql(j: Journey) -> None:
+    sessionmaker = j.app.state.resources.sessionmaker
+    async with sessionmaker() as session:
+        stored = await session.scalar(select(User.password_hash).where(User.email == j.email))
+    j.keep("password hash", stored)
+    response = await j.client.post(
+        "/crash-in-sql", json={"email": j.email, "password": j.password}, headers=j.bearer
+    )
+    assert response.status_code == 500
+
+
 # (path the step needs, step): a step whose route does not exist is skipped.
 STEPS: list[tuple[str, Callable[[Journey], Awaitable[None]]]] = [
     ("/api/v1/auth/register", register),
@@ -126,6 +141,7 @@ STEPS: list[tuple[str, Callable[[Journey], Awaitable[None]]]] = [
     ("/api/v1/auth/password-reset/confirm", reset_password),
     ("/api/v1/users/me/password", change_password),
     ("/crash-with-secrets", crash),
+    ("/crash-in-sql", crash_in_sql),
 ]
 
 
@@ -145,6 +161,16 @@ def add_careless_route(app: FastAPI, settings: Settings) -> None:
         # traceback's locals (`password` above) are never rendered.
         raise RuntimeError(f"upstream refused {authorization} signed with {secret_key}")
 
+    @app.post("/crash-in-sql")
+    async def careless_sql(request: Request, session: SessionDep) -> None:
+        # A failing statement whose parameters hold a password hash and a password.
+        body = await request.json()
+        stored = await session.scalar(select(User.password_hash).where(User.email == body["email"]))
+        await session.execute(
+            text("INSERT INTO no_such_table VALUES (:hash, :password)"),
+            {"hash": stored, "password": body["password"]},
+        )
+
 
 async def test_no_secret_reaches_any_output(
     settings: Settings, capfd: pytest.CaptureFixture[str]
@@ -152,7 +178,7 @@ async def test_no_secret_reaches_any_output(
     app = create_app(settings.model_copy(update={"mail_backend": "memory"}))
     add_careless_route(app, settings)
     lines = LogLines()
-    paths = set(app.openapi()["paths"]) | {"/crash-with-secrets"}
+    paths = set(app.openapi()["paths"]) | {"/crash-with-secrets", "/crash-in-sql"}
     async with LifespanManager(app), client_for(app) as client:
         journey = Journey(app, client)
         journey.keep("SECRET_KEY", settings.secret_key.get_secret_value())
@@ -164,11 +190,12 @@ async def test_no_secret_reaches_any_output(
 
     captured = capfd.readouterr()
     output = captured.out + captured.err + lines.text()
-    assert {"register", "log_in", "crash"} <= set(ran)
+    assert {"register", "log_in", "crash", "crash_in_sql"} <= set(ran)
     # The scan reads real output: the journey's access lines are there.
     assert '"route": "/api/v1/auth/token"' in output
     assert '"event": "careless.dump"' in output
     assert "RuntimeError" in output
+    assert "no_such_table" in output
     leaked = [name for name, secret in journey.secrets.items() if secret in output]
     assert leaked == []
     assert REDACTED in output
