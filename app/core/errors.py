@@ -18,6 +18,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.routes import route_path, route_table
+
 PROBLEM_TYPE_PREFIX = "urn:groundwork:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -254,13 +256,20 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     # Starlette's detail is its status phrase, or for a 400 a parser message.
     phrase = HTTPStatus(exc.status_code).phrase if exc.status_code in _HTTP_ERRORS else None
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else title
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names only the methods of the first route at this path;
+        # Allow must list every method the path answers (RFC 9110 §15.5.6).
+        allowed = route_table(request.app).methods_for(route_path(request.scope))
+        if allowed:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
     return problem_response(
         status=exc.status_code,
         slug=slug,
         title=title,
         detail=detail,
         instance=request.url.path,
-        headers=exc.headers,
+        headers=headers,
     )
 
 

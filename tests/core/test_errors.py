@@ -92,6 +92,24 @@ async def test_wrong_method_is_a_problem_405_with_allow(client: httpx.AsyncClien
     assert "GET" not in allowed
 
 
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/api/v1/items", "GET, POST"),
+        ("/api/v1/items/00000000-0000-0000-0000-000000000000", "DELETE, GET, PATCH"),
+        ("/api/v1/users/me", "DELETE, GET, PATCH"),
+        ("/api/v1/roles/editor", "DELETE, PATCH"),
+    ],
+)
+async def test_allow_lists_every_method_of_the_path_not_just_the_first_route(
+    client: httpx.AsyncClient, path: str, methods: str
+) -> None:
+    response = await client.put(path)
+
+    assert_problem(response, 405)
+    assert response.headers["Allow"] == methods
+
+
 async def test_malformed_json_body_is_a_validation_problem(client: httpx.AsyncClient) -> None:
     response = await client.post(
         REGISTER,
