@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
     ValidationInfo,
     field_validator,
 )
@@ -92,7 +93,9 @@ class UserAdminUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    is_active: bool | None = None
+    # Strict: a lax bool turns "no", "0" or 0 into false, and false here ends
+    # every session of the user.
+    is_active: StrictBool | None = None
     roles: Annotated[list[RoleName], Field(max_length=32)] | None = None
 
 

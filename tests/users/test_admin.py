@@ -329,6 +329,22 @@ async def test_an_unknown_role_is_422_and_changes_nothing(
     assert (await client.get(USERS, headers=member.headers)).status_code == 403
 
 
+@pytest.mark.parametrize("value", ["no", "false", "0", 0, 0.0, "off", "f"])
+async def test_deactivation_takes_a_json_boolean_and_nothing_that_looks_like_one(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources, value: object
+) -> None:
+    admin = await make_account(roles=("admin",))
+    member = await make_account()
+
+    response = await patch_user(client, admin, member.id, {"is_active": value})
+
+    assert response.status_code == 422
+    stored = await stored_user(resources, member.id)
+    assert stored is not None
+    assert stored.is_active
+    assert (await client.get(ME, headers=member.headers)).status_code == 200
+
+
 @pytest.mark.parametrize(
     "extra",
     [
