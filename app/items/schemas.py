@@ -7,15 +7,15 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.core.text import StoredText
+from app.core.text import StoredName, StoredText
 from app.items.models import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH
 
-Title = Annotated[StoredText, Field(min_length=1, max_length=TITLE_MAX_LENGTH)]
+Title = Annotated[StoredName, Field(min_length=1, max_length=TITLE_MAX_LENGTH)]
 Description = Annotated[StoredText, Field(max_length=DESCRIPTION_MAX_LENGTH)]
 
 
 class ItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     title: Title
     description: Description | None = None
@@ -24,7 +24,7 @@ class ItemCreate(BaseModel):
 class ItemUpdate(BaseModel):
     """A partial update: fields left out stay as they are; `description: null` clears it."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
     # `title` may be left out but not nulled: the schema offers no null for it.
     title: Title | SkipJsonSchema[None] = None

@@ -23,7 +23,7 @@ from app.core.security.password_policy import (
     check_not_email,
     check_strength,
 )
-from app.core.text import StoredText
+from app.core.text import StoredName
 from app.rbac.schemas import RoleName
 from app.users.models import FULL_NAME_MAX_LENGTH
 
@@ -57,7 +57,7 @@ NewPassword = Annotated[
 CurrentPassword = Annotated[
     str, Field(min_length=1, max_length=MAX_LENGTH, json_schema_extra={"format": "password"})
 ]
-FullName = Annotated[StoredText, Field(min_length=1, max_length=FULL_NAME_MAX_LENGTH)]
+FullName = Annotated[StoredName, Field(min_length=1, max_length=FULL_NAME_MAX_LENGTH)]
 
 
 class UserCreate(BaseModel):

@@ -204,7 +204,7 @@ def test_assigned_role_names_follow_the_role_name_rule(schema: dict[str, Any]) -
     assert assigned["maxLength"] == created["maxLength"]
 
 
-def test_text_that_is_stored_or_looked_up_advertises_that_a_nul_is_refused(
+def test_stored_text_advertises_what_is_refused(
     schema: dict[str, Any],
 ) -> None:
     schemas = schema["components"]["schemas"]
@@ -238,3 +238,7 @@ def test_text_that_is_stored_or_looked_up_advertises_that_a_nul_is_refused(
     for pattern in patterns + role_paths:
         assert re.fullmatch(pattern, "plain text, even with ünïcode")
         assert not re.fullmatch(pattern, "before\x00after")
+    # Titles and names must also hold something besides whitespace.
+    for pattern in [patterns[0], patterns[2], patterns[4], patterns[5]]:
+        assert re.fullmatch(pattern, "  spaced out  ")
+        assert not re.fullmatch(pattern, " \t\u3000\u00a0")

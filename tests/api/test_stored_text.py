@@ -1,8 +1,9 @@
-"""A NUL in client text is a client error on every database, never a 500.
+"""Client text: a NUL is a client error on every database, and a name is never blank.
 
 PostgreSQL cannot store or compare U+0000 and fails the whole statement;
 SQLite stores it. Either way the API answers the same: 422 where the text
-would be kept or looked up, 401 for a login no account can match.
+would be kept or looked up, 401 for a login no account can match. Titles and
+names are kept as sent, but one made only of whitespace is refused.
 """
 
 from __future__ import annotations
@@ -101,3 +102,36 @@ async def test_a_login_with_a_nul_in_the_email_is_just_a_failed_login(
 
     assert response.status_code == 401, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("blank", [" ", "\t\n", "\u3000", "\u00a0 \u2003"])
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [("POST", "/api/v1/items", "title"), ("PATCH", "/api/v1/users/me", "full_name")],
+)
+async def test_a_title_or_name_of_only_whitespace_is_refused(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    method: str,
+    path: str,
+    field: str,
+    blank: str,
+) -> None:
+    account = await make_account()
+
+    response = await client.request(method, path, json={field: blank}, headers=account.headers)
+
+    assert_refused_text(response, field)
+
+
+async def test_a_title_is_kept_as_sent(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+
+    created = await client.post(
+        "/api/v1/items", json={"title": "  spaced out  "}, headers=account.headers
+    )
+
+    assert created.status_code == 201, created.text
+    assert created.json()["title"] == "  spaced out  "
