@@ -25,6 +25,7 @@ def install_openapi(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         document_edge_answers(schema, app.routes)
+        _form_values_are_not_empty(schema)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 for status, response in operation.get("responses", {}).items():
@@ -33,6 +34,27 @@ def install_openapi(app: FastAPI) -> None:
         return schema
 
     app.openapi = build  # type: ignore[method-assign]
+
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _form_values_are_not_empty(schema: dict[str, Any]) -> None:
+    """FastAPI reads an empty form field as a missing one ("Field required"): say so."""
+    components = schema.get("components", {}).get("schemas", {})
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media_type in _FORMS:
+                if media_type not in content:
+                    continue
+                body = content[media_type]["schema"]
+                if "$ref" in body:
+                    body = components[body["$ref"].rsplit("/", 1)[-1]]
+                for name in body.get("required", []):
+                    field = body["properties"][name]
+                    if field.get("type") == "string":
+                        field.setdefault("minLength", 1)
 
 
 def _describe_response(status: str, response: dict[str, Any]) -> None:

@@ -132,6 +132,14 @@ async def test_token_endpoint_takes_the_oauth2_form(
     body = schema["paths"]["/api/v1/auth/token"]["post"]["requestBody"]["content"]
 
     assert "application/x-www-form-urlencoded" in body
+    form = body["application/x-www-form-urlencoded"]["schema"]
+    if "$ref" in form:
+        form = schema["components"]["schemas"][form["$ref"].rsplit("/", 1)[-1]]
+    # An empty form value is read as a missing one, so the schema asks for one character.
+    assert set(form["required"]) == {"username", "password"}
+    assert all(form["properties"][name]["minLength"] == 1 for name in form["required"])
+    empty = await client.post("/api/v1/auth/token", data={"username": "", "password": "x"})
+    assert empty.status_code == 422
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "/openapi.json" in docs.text
