@@ -530,6 +530,21 @@ async def test_what_the_one_trip_window_counts_limits_reads_and_clears(
     assert after_clear.remaining == 4
 
 
+async def test_the_one_trip_window_survives_redis_forgetting_its_script(
+    windows: tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis],
+) -> None:
+    # A restarted or failed-over Redis has no scripts loaded: the next call loads it again.
+    one_trip, _, redis = windows
+    item = parse("5/minute")
+    first = await one_trip.hit(item, "k")
+
+    await redis.script_flush()
+    second = await one_trip.hit(item, "k")
+
+    assert (first[0], first[1].remaining) == (True, 4)
+    assert (second[0], second[1].remaining) == (True, 3)
+
+
 async def test_a_refused_request_is_not_counted_and_waits_for_the_window(
     windows: tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis],
 ) -> None:
