@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import PayloadTooLarge, problem_response
+from app.core.middleware.tracked_send import TrackedSend
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 _ROUTE_LIMIT = "__max_body_bytes__"
@@ -66,7 +67,6 @@ class BodyLimitMiddleware:
 
         declared = _content_length(scope)
         received = 0
-        started = False
 
         def limit() -> int:
             route_limit = _route_limit(scope)
@@ -83,17 +83,12 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(limit())
             return message
 
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, limited_receive, send_tracking)
+            await self.app(scope, limited_receive, tracked)
         except BodyTooLarge as exc:
             # Reached only if no route handler rendered it (e.g. no route matched).
-            if started:
+            if tracked.started:
                 raise
             response = problem_response(
                 status=PayloadTooLarge.status,

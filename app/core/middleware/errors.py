@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.errors import unhandled_error_response
+from app.core.middleware.tracked_send import TrackedSend
 
 log = structlog.get_logger(__name__)
 
@@ -25,19 +26,12 @@ class UnhandledErrorMiddleware:
             await self.app(scope, receive, send)
             return
 
-        response_started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, send_tracking)
+            await self.app(scope, receive, tracked)
         except Exception:
             log.exception("request.unhandled_error", path=scope.get("path"))
-            if response_started:
+            if tracked.started:
                 # Headers are gone already; the server closes the connection.
                 raise
             response = unhandled_error_response(scope.get("path", ""))

@@ -14,6 +14,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import DomainError, GatewayTimeout, RequestTimeout, problem_response
+from app.core.middleware.tracked_send import TrackedSend
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +29,6 @@ class RequestTimeoutMiddleware:
             await self.app(scope, receive, send)
             return
 
-        started = False
         body_complete = False
         reading_body = False
 
@@ -42,16 +42,11 @@ class RequestTimeoutMiddleware:
                 body_complete = True
             return message
 
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         deadline = asyncio.timeout(self.timeout_seconds)
         try:
             async with deadline:
-                await self.app(scope, timed_receive, send_tracking)
+                await self.app(scope, timed_receive, tracked)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -59,9 +54,9 @@ class RequestTimeoutMiddleware:
                 "request.timed_out",
                 path=scope["path"],
                 waiting_for="client" if reading_body else "server",
-                response_started=started,
+                response_started=tracked.started,
             )
-            if started:
+            if tracked.started:
                 return
             kind: type[DomainError] = RequestTimeout if reading_body else GatewayTimeout
             detail = (
