@@ -75,7 +75,7 @@ async def run(requests: int, redis_url: str) -> dict[str, list[float]]:
                 await stack.enter_async_context(LifespanManager(app))
                 if name == "redis-2rt":
                     # limits' hit, then its get_window_stats: the path before the script.
-                    app.state.resources.rate_limiter._one_trip = None
+                    app.state.resources.rate_limiter._one_trip = {}
                 clients[name] = await stack.enter_async_context(
                     httpx.AsyncClient(
                         transport=httpx.ASGITransport(app=app), base_url="http://bench"

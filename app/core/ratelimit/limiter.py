@@ -71,7 +71,14 @@ class RateLimiter:
             self._strategies[rule.strategy] = build(storage)
         # Counting and reporting in one round trip where it is on offer: the
         # default strategy on Redis. Elsewhere limits takes a trip for each.
-        self._one_trip = RedisSlidingWindow(redis, KEY_PREFIX) if redis is not None else None
+        self._one_trip: dict[LimitName, RedisSlidingWindow] = {}
+        if redis is not None:
+            window = RedisSlidingWindow(redis, KEY_PREFIX)
+            self._one_trip = {
+                name: window
+                for name, rule in self._rules.items()
+                if rule.strategy == "sliding-window-counter"
+            }
         self._timeout = timeout_seconds
         self._fail_open = fail_open
         self._failures = 0
@@ -90,7 +97,7 @@ class RateLimiter:
         rule = self._rules[name]
         strategy = self._strategies[rule.strategy]
 
-        one_trip = self._one_trip if rule.strategy == "sliding-window-counter" else None
+        one_trip = self._one_trip.get(name)
 
         async def count() -> Decision:
             if one_trip is not None:
