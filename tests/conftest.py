@@ -156,10 +156,10 @@ async def app(app_factory: Callable[..., FastAPI]) -> AsyncIterator[FastAPI]:
         yield application
 
 
-def client_for(application: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=application), base_url="http://testserver"
-    )
+def client_for(application: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An HTTP client for the app, calling from `address` (the direct peer)."""
+    transport = httpx.ASGITransport(app=application, client=(address, 123))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 @pytest.fixture

@@ -75,11 +75,6 @@ async def test_unknown_emails_lock_out_the_same_way(client: httpx.AsyncClient) -
     assert (await attempt(client, "ghost@example.com", "whatever-it-is")).status_code == 429
 
 
-def client_at(app: FastAPI, address: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(address, 5000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
 @pytest.mark.parametrize(
     "addresses",
     [
@@ -95,10 +90,10 @@ async def test_many_failures_from_one_client_lock_that_client_out(
     async with LifespanManager(app), client_for(app) as bystander:
         await register(bystander, "victim@example.com")
         for n, address in enumerate(addresses[:3]):
-            async with client_at(app, address) as attacker:
+            async with client_for(app, address) as attacker:
                 await attempt(attacker, f"target{n}@example.com", "wrong-password")
 
-        async with client_at(app, addresses[3]) as attacker:
+        async with client_for(app, addresses[3]) as attacker:
             spraying = await attempt(attacker, "victim@example.com", PASSWORD)
             elsewhere = await attempt(bystander, "victim@example.com", PASSWORD)
 

@@ -18,7 +18,7 @@ from app.core.middleware.client_address import (
 )
 from app.core.networks import NetworkSet, parse_address
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_for, make_settings
 
 PROXY = "10.0.0.5"
 PROXIES = "10.0.0.0/8"
@@ -230,8 +230,7 @@ async def test_the_app_sees_the_client_named_by_a_trusted_proxy(database_url: st
 
     async with LifespanManager(application):
         for peer, expected in ((PROXY, "203.0.113.9"), ("198.51.100.7", "198.51.100.7")):
-            transport = httpx.ASGITransport(app=application, client=(peer, 1))
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            async with client_for(application, peer) as http:
                 response = await http.get(
                     "/edge-check/client", headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9"}
                 )

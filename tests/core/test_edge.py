@@ -19,7 +19,7 @@ from pydantic import SecretStr, ValidationError
 from app.core.errors import problem_type
 from app.core.middleware.body_limit import max_body_bytes
 from app.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import client_for, make_settings
 
 # Only guards against a hang failing the run forever; not a timing assertion.
 HANG_GUARD_SECONDS = 60
@@ -36,13 +36,6 @@ def build(database_url: str) -> AppFactory:
         return create_app(make_settings(database_url, **overrides))
 
     return factory
-
-
-def http_for(
-    application: FastAPI, client: tuple[str, int] = ("127.0.0.1", 123)
-) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=application, client=client)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 class Upload:
@@ -82,7 +75,7 @@ async def test_a_declared_length_over_the_limit_is_refused_without_reading_a_byt
 ) -> None:
     application = build(max_body_bytes=64 * KIB)
     upload = Upload(16 * KIB, 8)
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         response = await http.post(
             REGISTER,
             content=upload.stream(),
@@ -98,7 +91,7 @@ async def test_an_undeclared_body_is_cut_as_soon_as_it_passes_the_limit(
 ) -> None:
     application = build(max_body_bytes=64 * KIB)
     upload = Upload(16 * KIB, 256)  # 4 MiB on offer, sent chunked
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         response = await http.post(REGISTER, content=upload.stream(), headers=JSON)
 
     assert_problem(response, 413, "payload-too-large")
@@ -108,7 +101,7 @@ async def test_an_undeclared_body_is_cut_as_soon_as_it_passes_the_limit(
 
 async def test_the_default_limit_is_one_mebibyte(build: AppFactory) -> None:
     application = build()
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         at_limit = await http.post(REGISTER, content=b" " * (1024 * KIB), headers=JSON)
         over = await http.post(REGISTER, content=b" " * (1024 * KIB + 1), headers=JSON)
 
@@ -129,7 +122,7 @@ async def test_a_route_can_raise_or_lower_its_own_body_limit(build: AppFactory) 
     async def tiny(request: Request) -> int:
         return len(await request.body())
 
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         big = await http.post("/edge-check/upload", content=b"x" * (6 * KIB))
         too_big = await http.post("/edge-check/upload", content=b"x" * (9 * KIB))
         elsewhere = await http.post(REGISTER, content=b" " * (6 * KIB), headers=JSON)
@@ -148,7 +141,7 @@ async def test_a_stalled_body_is_answered_408_without_waiting_for_the_rest(
     upload = Upload(1 * KIB, 100, stall_after=1)
     async with (
         LifespanManager(application),
-        http_for(application) as http,
+        client_for(application) as http,
         asyncio.timeout(HANG_GUARD_SECONDS),
     ):
         response = await http.post(REGISTER, content=upload.stream(), headers=JSON)
@@ -169,7 +162,7 @@ async def test_a_handler_slower_than_the_request_timeout_gets_a_504(build: AppFa
 
     async with (
         LifespanManager(application),
-        http_for(application) as http,
+        client_for(application) as http,
         asyncio.timeout(HANG_GUARD_SECONDS),
     ):
         response = await http.get("/edge-check/slow")
@@ -192,7 +185,7 @@ HARDENING = {
 @pytest.mark.parametrize("path", ["/health/live", "/api/v1/items", "/no/such/path"])
 async def test_every_answer_carries_the_hardening_headers(build: AppFactory, path: str) -> None:
     application = build()
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         response = await http.get(path)
 
     for name, value in HARDENING.items():
@@ -214,7 +207,7 @@ async def test_production_adds_strict_transport_security(database_url: str) -> N
         )
     )
 
-    async with http_for(application) as http:
+    async with client_for(application) as http:
         response = await http.get("/health/live")
 
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
@@ -224,7 +217,7 @@ async def test_swagger_ui_gets_a_policy_that_lets_it_load_and_nothing_else(
     build: AppFactory,
 ) -> None:
     application = build()
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         page = await http.get("/docs")
         redirect = await http.get("/docs/oauth2-redirect")
 
@@ -247,7 +240,7 @@ async def test_swagger_ui_gets_a_policy_that_lets_it_load_and_nothing_else(
 
 async def test_docs_and_schema_can_be_switched_off(build: AppFactory) -> None:
     application = build(docs_enabled=False)
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         answers = [await http.get(path) for path in ("/docs", "/openapi.json", "/redoc")]
 
     assert [answer.status_code for answer in answers] == [404, 404, 404]
@@ -268,7 +261,7 @@ def preflight(origin: str, method: str = "POST", headers: str = "authorization")
 
 async def test_a_preflight_from_an_allowed_origin_is_granted(build: AppFactory) -> None:
     application = build(cors_origins=APP_ORIGIN)
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         response = await http.options(
             "/api/v1/items", headers=preflight(APP_ORIGIN, headers="authorization, idempotency-key")
         )
@@ -285,7 +278,7 @@ async def test_a_refused_preflight_is_a_problem(
     build: AppFactory, origin: str, method: str
 ) -> None:
     application = build(cors_origins=APP_ORIGIN)
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         response = await http.options("/api/v1/items", headers=preflight(origin, method))
 
     assert_problem(response, 400, "bad-request")
@@ -295,7 +288,7 @@ async def test_cross_origin_answers_expose_the_rate_limit_headers_even_on_429(
     build: AppFactory,
 ) -> None:
     application = build(cors_origins=APP_ORIGIN, rate_limit_default="1/hour")
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         first = await http.get("/api/v1/items", headers={"Origin": APP_ORIGIN})
         refused = await http.get("/api/v1/items", headers={"Origin": APP_ORIGIN})
         foreign = await http.get("/api/v1/items", headers={"Origin": "https://evil.example"})
@@ -346,7 +339,7 @@ def test_cors_origins_are_read_comma_separated(database_url: str) -> None:
 )
 async def test_only_listed_hosts_are_served(build: AppFactory, host: str, served: bool) -> None:
     application = build(trusted_hosts="api.example.com, *.example.org")
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         response = await http.get("/api/v1/items", headers={"Host": host})
 
     if served:
@@ -358,7 +351,7 @@ async def test_only_listed_hosts_are_served(build: AppFactory, host: str, served
 
 async def test_probes_may_address_a_replica_by_ip(build: AppFactory) -> None:
     application = build(trusted_hosts="api.example.com")
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         live = await http.get("/health/live", headers={"Host": "10.1.2.3:8000"})
         ready = await http.get("/health/ready", headers={"Host": "10.1.2.3:8000"})
 
@@ -367,7 +360,7 @@ async def test_probes_may_address_a_replica_by_ip(build: AppFactory) -> None:
 
 async def test_any_host_is_served_by_default(build: AppFactory) -> None:
     application = build()
-    async with LifespanManager(application), http_for(application) as http:
+    async with LifespanManager(application), client_for(application) as http:
         response = await http.get("/health/live", headers={"Host": "whatever.example"})
 
     assert response.status_code == 200

@@ -27,7 +27,7 @@ from app.core.ratelimit.subjects import TokenSubjects
 from app.core.resources import Resources
 from app.core.security.tokens import AccessTokenCodec
 from app.main import create_app
-from tests.conftest import PASSWORD, make_settings, register
+from tests.conftest import PASSWORD, client_for, make_settings, register
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 # Only guards against a hang failing the run forever; not a timing assertion.
@@ -68,16 +68,11 @@ def build(database_url: str) -> AppFactory:
     return factory
 
 
-def client_at(application: FastAPI, client: tuple[str, int]) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=application, client=client)
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
 @asynccontextmanager
 async def serving(
-    application: FastAPI, client: tuple[str, int] = ("127.0.0.1", 123)
+    application: FastAPI, address: str = "127.0.0.1"
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(application), client_at(application, client) as http:
+    async with LifespanManager(application), client_for(application, address) as http:
         yield http
 
 
@@ -166,7 +161,7 @@ async def test_two_app_instances_on_one_redis_share_a_limit(
 
 async def test_each_signed_in_user_has_a_budget_of_their_own(build: AppFactory) -> None:
     application = build(rate_limit_default="3/hour")
-    async with serving(application) as http, client_at(application, ("192.0.2.2", 1)) as other:
+    async with serving(application) as http, client_for(application, "192.0.2.2") as other:
         # Signing up spends 2 of the client address's 3, not the users' budgets.
         alice = await bearer(http, "alice@example.com")
         bob = await bearer(other, "bob@example.com")
@@ -196,7 +191,7 @@ async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_a_lim
     build: AppFactory,
 ) -> None:
     application = build(rate_limit_default="3/hour")
-    async with serving(application, client=("198.51.100.7", 4000)) as http:
+    async with serving(application, "198.51.100.7") as http:
         statuses = [
             (await http.get(ITEMS, headers={"X-Forwarded-For": f"203.0.113.{n}"})).status_code
             for n in range(5)
@@ -207,7 +202,7 @@ async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_cannot_dodge_a_lim
 
 async def test_clients_behind_a_trusted_proxy_are_counted_apart(build: AppFactory) -> None:
     application = build(rate_limit_default="1/hour", trusted_proxies="10.0.0.0/8")
-    async with serving(application, client=("10.1.2.3", 4000)) as proxy:
+    async with serving(application, "10.1.2.3") as proxy:
         first = await proxy.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.1"})
         second = await proxy.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.2"})
         again = await proxy.get(ITEMS, headers={"X-Forwarded-For": "203.0.113.1"})
@@ -221,12 +216,12 @@ async def test_an_ipv6_client_cannot_dodge_a_limit_by_moving_within_its_64(
 ) -> None:
     application = build(rate_limit_default="2/hour")
     addresses = ["2001:db8:1:2::1", "2001:db8:1:2:aaaa::7", "2001:db8:1:2:ffff::1"]
-    async with serving(application, client=(addresses[0], 1)) as first:
+    async with serving(application, addresses[0]) as first:
         statuses = [(await first.get(ITEMS)).status_code]
         for address in addresses[1:]:
-            async with client_at(application, (address, 1)) as moved:
+            async with client_for(application, address) as moved:
                 statuses.append((await moved.get(ITEMS)).status_code)
-        async with client_at(application, ("2001:db8:1:3::1", 1)) as next_door:
+        async with client_for(application, "2001:db8:1:3::1") as next_door:
             neighbour = await next_door.get(ITEMS)
 
     assert statuses == [401, 401, 429]
