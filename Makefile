@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test lint fmt migrate revision bench clean
+.PHONY: help install run test test-faults lint fmt migrate revision bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ run: install ## migrate, create FIRST_ADMIN_EMAIL if set, serve on HOST:PORT
 
 test: install ## the whole suite (SQLite; PostgreSQL/Redis with TEST_DATABASE_URL/TEST_REDIS_URL)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-faults: install ## fault tests on real processes: private PostgreSQL and Redis, SIGTERM
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff check .
