@@ -110,26 +110,12 @@ class Settings(BaseSettings):
     # (prometheus_client's multiprocess mode). Cleared by `serve` at start-up.
     prometheus_multiproc_dir: Path | None = None
 
-    # The standard OpenTelemetry variables, read here like every other setting.
-    # Tracing is off unless an OTLP endpoint is set.
-    otel_sdk_disabled: bool = False
-    otel_service_name: str = "groundwork"
-    otel_resource_attributes: str = ""
-    otel_traces_exporter: Literal["otlp", "none"] = "otlp"
+    # Tracing is on when an OTLP endpoint is set: the one thing the app decides.
+    # The OpenTelemetry SDK reads every other OTEL_* variable (sampler, service
+    # name, resource attributes, exporter headers and timeout, OTEL_SDK_DISABLED)
+    # from the process environment itself.
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_traces_endpoint: str | None = None
-    otel_exporter_otlp_protocol: Literal["http/protobuf"] = "http/protobuf"
-    otel_exporter_otlp_headers: SecretStr | None = None
-    otel_exporter_otlp_timeout: int = Field(default=10_000, gt=0)
-    otel_traces_sampler: Literal[
-        "always_on",
-        "always_off",
-        "traceidratio",
-        "parentbased_always_on",
-        "parentbased_always_off",
-        "parentbased_traceidratio",
-    ] = "parentbased_always_on"
-    otel_traces_sampler_arg: float = Field(default=1.0, ge=0.0, le=1.0)
 
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
@@ -183,8 +169,6 @@ class Settings(BaseSettings):
     @property
     def otlp_traces_endpoint(self) -> str | None:
         """Where spans are sent, or None when tracing is off."""
-        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
-            return None
         if self.otel_exporter_otlp_traces_endpoint:
             return self.otel_exporter_otlp_traces_endpoint
         if self.otel_exporter_otlp_endpoint:

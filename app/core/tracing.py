@@ -7,6 +7,10 @@ lifespan runs: the batch processor and its thread start inside the worker
 process that serves, never in a parent that forks.
 
 With no OTLP endpoint configured, tracing is off and costs nothing per request.
+Everything else comes from the standard OTEL_* variables, read by the SDK:
+the sampler (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), the resource
+(OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), the exporter's headers and
+timeout, and OTEL_SDK_DISABLED.
 """
 
 from __future__ import annotations
@@ -14,20 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import (
-    ALWAYS_OFF,
-    ALWAYS_ON,
-    ParentBased,
-    Sampler,
-    TraceIdRatioBased,
-)
 from redis.asyncio import Redis
 
 from app.core.config import Settings
@@ -41,8 +37,8 @@ class Tracing:
         self._exporter = exporter
         self.provider: TracerProvider | None = None
         if exporter is not None or settings.otlp_traces_endpoint is not None:
+            # No sampler given: the SDK builds the one OTEL_TRACES_SAMPLER names.
             self.provider = TracerProvider(
-                sampler=_sampler(settings),
                 resource=_resource(settings),
                 # The lifespan shuts it down; an atexit hook would keep every
                 # provider of a test run alive until the end.
@@ -105,47 +101,19 @@ class Tracing:
     def _otlp_exporter(self) -> SpanExporter:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        settings = self._settings
-        headers = settings.otel_exporter_otlp_headers
-        return OTLPSpanExporter(
-            endpoint=settings.otlp_traces_endpoint,
-            headers=_pairs(headers.get_secret_value()) if headers else None,
-            timeout=settings.otel_exporter_otlp_timeout / 1000,
-        )
+        # The endpoint is passed because it may come from `.env`, which the
+        # SDK does not read; headers, timeout and compression it reads itself.
+        return OTLPSpanExporter(endpoint=self._settings.otlp_traces_endpoint)
 
 
 def _is_scrape(scope: MutableMapping[str, Any]) -> bool:
     return bool(scope.get("path") == METRICS_PATH)
 
 
-def _sampler(settings: Settings) -> Sampler:
-    ratio = TraceIdRatioBased(settings.otel_traces_sampler_arg)
-    samplers: dict[str, Sampler] = {
-        "always_on": ALWAYS_ON,
-        "always_off": ALWAYS_OFF,
-        "traceidratio": ratio,
-        "parentbased_always_on": ParentBased(ALWAYS_ON),
-        "parentbased_always_off": ParentBased(ALWAYS_OFF),
-        "parentbased_traceidratio": ParentBased(ratio),
-    }
-    return samplers[settings.otel_traces_sampler]
-
-
 def _resource(settings: Settings) -> Resource:
-    attributes: dict[str, str] = {
-        **_pairs(settings.otel_resource_attributes),
-        "deployment.environment.name": settings.app_env,
-    }
-    # The spec gives OTEL_SERVICE_NAME precedence over OTEL_RESOURCE_ATTRIBUTES.
-    attributes["service.name"] = settings.otel_service_name
-    return Resource.create(attributes)
-
-
-def _pairs(text: str) -> dict[str, str]:
-    """The `key=value,key=value` lists of the OTEL_* variables (values percent-encoded)."""
-    pairs: dict[str, str] = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if sep and key.strip():
-            pairs[key.strip()] = unquote(value.strip())
-    return pairs
+    # The SDK adds OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; without a
+    # service name of the operator's, the spans say "groundwork".
+    resource = Resource.create({"deployment.environment.name": settings.app_env})
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "groundwork"}))
+    return resource

@@ -65,18 +65,13 @@ async def test_an_unsampled_parent_records_nothing(traced: Traced) -> None:
 
 
 async def test_the_ratio_sampler_keeps_none_at_zero_but_follows_a_sampled_parent(
-    settings: Settings,
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The SDK reads its sampler from the standard variables, as in production.
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.0")
     exporter = InMemorySpanExporter()
-    app = create_app(
-        settings.model_copy(
-            update={
-                "otel_traces_sampler": "parentbased_traceidratio",
-                "otel_traces_sampler_arg": 0.0,
-            }
-        ),
-        span_exporter=exporter,
-    )
+    app = create_app(settings, span_exporter=exporter)
     async with LifespanManager(app), client_for(app) as client:
         await client.get("/health/live")
         followed = await client.get("/health/live", headers={"traceparent": traceparent(True)})
@@ -186,12 +181,17 @@ async def test_the_rate_limiters_redis_commands_are_children_of_the_request(
 
 
 class _Sink(BaseHTTPRequestHandler):
-    bodies: ClassVar[list[tuple[str, str, bytes]]] = []
+    bodies: ClassVar[list[tuple[str, str, str, bytes]]] = []
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         self.bodies.append(
-            (self.path, self.headers.get("Content-Type", ""), self.rfile.read(length))
+            (
+                self.path,
+                self.headers.get("Content-Type", ""),
+                self.headers.get("x-collector-key", ""),
+                self.rfile.read(length),
+            )
         )
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -203,9 +203,9 @@ class _Sink(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def otlp_sink() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+def otlp_sink() -> Iterator[tuple[str, list[tuple[str, str, str, bytes]]]]:
     """A local stand-in for the collector: nothing leaves the machine."""
-    received: list[tuple[str, str, bytes]] = []
+    received: list[tuple[str, str, str, bytes]] = []
     handler = type("Sink", (_Sink,), {"bodies": received})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -216,25 +216,23 @@ def otlp_sink() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
 
 
 async def test_spans_go_out_over_otlp_http_when_an_endpoint_is_set(
-    settings: Settings, otlp_sink: tuple[str, list[tuple[str, str, bytes]]]
+    settings: Settings,
+    otlp_sink: tuple[str, list[tuple[str, str, str, bytes]]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     endpoint, received = otlp_sink
-    app = create_app(
-        settings.model_copy(
-            update={
-                "otel_exporter_otlp_endpoint": endpoint,
-                "otel_service_name": "groundwork-under-test",
-                "otel_resource_attributes": "team=platform,region=local",
-            }
-        )
-    )
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "groundwork-under-test")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=platform,region=local")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=k%3Dv")
+    app = create_app(settings.model_copy(update={"otel_exporter_otlp_endpoint": endpoint}))
     async with LifespanManager(app), client_for(app) as client:
         await client.get("/health/live")
     # Leaving the lifespan flushed the batch.
 
-    [(path, content_type, body)] = received
+    [(path, content_type, collector_key, body)] = received
     assert path == "/v1/traces"
     assert content_type == "application/x-protobuf"
+    assert collector_key == "k=v"
     request = ExportTraceServiceRequest.FromString(body)
     [resource_spans] = request.resource_spans
     attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
@@ -243,3 +241,16 @@ async def test_spans_go_out_over_otlp_http_when_an_endpoint_is_set(
     assert attributes["deployment.environment.name"] == "test"
     names = [span.name for scope in resource_spans.scope_spans for span in scope.spans]
     assert names == ["GET /health/live"]
+
+
+async def test_spans_name_the_service_groundwork_unless_the_environment_names_another(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    default = create_app(settings, span_exporter=InMemorySpanExporter())
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "billing-api")
+    named = create_app(settings, span_exporter=InMemorySpanExporter())
+
+    assert default.state.tracing.provider.resource.attributes["service.name"] == "groundwork"
+    assert named.state.tracing.provider.resource.attributes["service.name"] == "billing-api"
