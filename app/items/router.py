@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from app.api.deps import ResourcesDep, SessionDep, require
 from app.api.responses import AUTHENTICATED, VALIDATED, problems
 from app.core.authz import Permission, Principal
-from app.core.http import none_match
+from app.core.etags import is_current_copy
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from app.idempotency.models import KEY_MAX_LENGTH
 from app.items.schemas import ItemCreate, ItemRead, ItemUpdate
@@ -96,7 +96,7 @@ async def get_item(
 ) -> ItemRead | Response:
     item = await service.get(principal, item_id)
     etag = item_etag(item)
-    if not none_match(if_none_match, etag):
+    if is_current_copy(if_none_match, etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
     response.headers["ETag"] = etag
     return item

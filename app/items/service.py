@@ -9,7 +9,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.core.authz import Principal
 from app.core.errors import NotFound, PreconditionFailed
-from app.core.http import make_etag, match
+from app.core.etags import is_stale_edit, make_etag
 from app.core.pagination import Page
 from app.core.resources import Resources
 from app.idempotency.models import IdempotencyRecord
@@ -118,6 +118,6 @@ class ItemService:
         item = await self.items.get_writable(principal, item_id)
         if item is None:
             raise NotFound("No such item.")
-        if not match(if_match, item_etag(ItemRead.model_validate(item))):
+        if is_stale_edit(if_match, item_etag(ItemRead.model_validate(item))):
             raise PreconditionFailed("The item has changed since it was read; fetch it again.")
         return item

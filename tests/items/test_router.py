@@ -273,6 +273,24 @@ async def test_patch_with_a_stale_if_match_is_412_and_changes_nothing(
     assert current.json()["title"] == "v2"
 
 
+async def test_an_if_match_typed_without_quotes_names_the_same_tag(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    created = await create(client, account, title="v1")
+    location, tag = created.headers["location"], created.headers["etag"]
+
+    unquoted = await client.patch(
+        location, json={"title": "v2"}, headers={**account.headers, "If-Match": tag.strip('"')}
+    )
+    stale = await client.patch(
+        location, json={"title": "v3"}, headers={**account.headers, "If-Match": tag.strip('"')}
+    )
+
+    assert unquoted.status_code == 200
+    assert stale.status_code == 412
+
+
 async def test_patch_updates_only_the_fields_sent(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
