@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -228,3 +229,13 @@ def test_cli_refuses_a_short_secret_in_production_without_printing_it(tmp_path: 
     assert "SECRET_KEY" in output
     assert short_secret not in output
     assert "Traceback" not in output
+
+
+def test_every_setting_is_listed_in_the_example_environment_file() -> None:
+    # `NAME=value`, or `# NAME=default` for a setting left at its default.
+    text = (REPO_ROOT / ".env.example").read_text("utf-8")
+    listed = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+
+    missing = sorted(name.upper() for name in Settings.model_fields if name.upper() not in listed)
+
+    assert missing == []
