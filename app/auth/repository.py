@@ -81,15 +81,17 @@ class AuthRepository:
         )
         return result
 
-    async def use_reset_token(self, token_id: uuid.UUID, now: datetime) -> bool:
+    async def void_reset_tokens(self, user_id: uuid.UUID, now: datetime) -> set[uuid.UUID]:
+        """Spend every unused reset token of a user; the ids of those it spent.
+
+        One conditional UPDATE: of two concurrent callers, the one that waits
+        for the other's row locks finds nothing left to spend.
+        """
         result = await self.session.execute(
             update(PasswordResetToken)
-            .where(
-                PasswordResetToken.id == token_id,
-                PasswordResetToken.used_at.is_(None),
-                PasswordResetToken.expires_at > now,
-            )
+            .where(PasswordResetToken.user_id == user_id, PasswordResetToken.used_at.is_(None))
             .values(used_at=now)
+            .returning(PasswordResetToken.id)
             .execution_options(synchronize_session=False)
         )
-        return bool(getattr(result, "rowcount", 0) == 1)
+        return set(result.scalars())

@@ -40,6 +40,7 @@ log = structlog.get_logger(__name__)
 
 _BAD_TOKEN = "The access token is invalid, expired or revoked."
 _BAD_REFRESH = "The refresh token is invalid, expired or revoked."
+_BAD_RESET = "The reset token is invalid, used or expired."
 
 
 class AuthService:
@@ -232,15 +233,21 @@ class AuthService:
     async def confirm_password_reset(self, data: PasswordResetConfirm) -> None:
         now = utcnow()
         reset = await self.reset_tokens.reset_token(digest(data.token))
-        if reset is None or not await self.reset_tokens.use_reset_token(reset.id, now):
-            raise InvalidToken("The reset token is invalid, used or expired.")
+        if reset is None or reset.used_at is not None or reset.expires_at <= now:
+            raise InvalidToken(_BAD_RESET)
         user = await self.users.get_active(reset.user_id)
         if user is None:
-            raise InvalidToken("The reset token is invalid, used or expired.")
+            raise InvalidToken(_BAD_RESET)
         ensure_new_password(data.new_password, email=user.email)
         await self.users.set_password_hash(
             user, await self.resources.hasher.hash(data.new_password)
         )
+        # Spent together with every other token of the account, after the user
+        # row is locked, as a password change does: the same lock order means
+        # two confirmations cannot deadlock, and the one that waits finds its
+        # token spent. Raising here rolls the new hash back.
+        if reset.id not in await self.reset_tokens.void_reset_tokens(user.id, now):
+            raise InvalidToken(_BAD_RESET)
         await self.sessions.end_all(user.id, "password_reset", now)
         self.audit.record(
             AuditAction.PASSWORD_RESET, actor_id=user.id, target_type="user", target_id=user.id

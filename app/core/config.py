@@ -6,6 +6,7 @@ down explicitly. Nothing else in the code base looks at `os.environ`.
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -191,6 +192,18 @@ class Settings(BaseSettings):
                 "REDIS_URL is unset: each process counts rate limits and login lockouts "
                 "on its own, so every replica adds a full limit"
             )
+        if self.mail_backend != "smtp":
+            cautions.append(
+                f"MAIL_BACKEND is `{self.mail_backend}`: password-reset mail is dropped, "
+                "never delivered; set MAIL_BACKEND=smtp and the SMTP_* settings"
+            )
+        if self.log_level == "DEBUG":
+            cautions.append(
+                "LOG_LEVEL is DEBUG: every library's debug lines are written, many per "
+                "request; use INFO"
+            )
+        if self.db_echo:
+            cautions.append("DB_ECHO is on: every SQL statement is logged; turn it off")
         return cautions
 
     @model_validator(mode="after")
@@ -211,6 +224,13 @@ class Settings(BaseSettings):
                 f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_BYTES} "
                 "bytes in production"
             )
+        if looks_made_up(secret):
+            raise ValueError(
+                f"SECRET_KEY must be random, not a pattern: it has fewer than "
+                f"{MIN_SECRET_DISTINCT_CHARACTERS} distinct characters or repeats one "
+                "shorter string; generate one with "
+                '`python3 -c "import secrets; print(secrets.token_urlsafe(48))"`'
+            )
         if self.debug:
             raise ValueError("DEBUG must be off in production")
         if self.is_sqlite:
@@ -218,3 +238,51 @@ class Settings(BaseSettings):
         if "*" in self.cors_origins:
             raise ValueError("CORS_ORIGINS must list the allowed origins in production, not `*`")
         return self
+
+    @model_validator(mode="after")
+    def _refuse_open_networks_in_production(self) -> Self:
+        if not self.is_production:
+            return self
+        for name, networks, consequence in [
+            ("TRUSTED_PROXIES", self.trusted_proxies, "any client could name its own address"),
+            (
+                "METRICS_ALLOWED_NETWORKS",
+                self.metrics_allowed_networks,
+                "anyone could read /metrics",
+            ),
+        ]:
+            for network in networks:
+                if covers_every_address(network):
+                    raise ValueError(
+                        f"{name} must not contain {network} in production: it covers every "
+                        f"address, so {consequence}; list the networks themselves"
+                    )
+        return self
+
+
+# A production SECRET_KEY must have at least this many distinct characters
+# (a random hex key of 32 characters has about 14, a URL-safe one about 25).
+MIN_SECRET_DISTINCT_CHARACTERS = 8
+# Where IPv6 writes IPv4 addresses (::ffff:a.b.c.d); clients are matched by
+# their IPv4 form, but a network holding all of these still means "everyone".
+_IPV4_MAPPED = IPv6Network("::ffff:0:0/96")
+
+
+def looks_made_up(secret: str) -> bool:
+    """Typed or patterned rather than generated: too few distinct characters, or a repetition.
+
+    Catches placeholders such as `xxxx…`, `changeme` repeated or `0123…` twice;
+    it cannot tell a random key from a clever pattern, so keys still come from
+    a generator.
+    """
+    # A string is a repetition of a shorter one exactly when it occurs inside
+    # itself doubled, other than at the two ends.
+    repeated = secret in (secret + secret)[1:-1]
+    return repeated or len(set(secret)) < MIN_SECRET_DISTINCT_CHARACTERS
+
+
+def covers_every_address(network: IPv4Network | IPv6Network) -> bool:
+    """0.0.0.0/0, ::/0, or an IPv6 network holding every IPv4-mapped address."""
+    if network.prefixlen == 0:
+        return True
+    return isinstance(network, IPv6Network) and _IPV4_MAPPED.subnet_of(network)

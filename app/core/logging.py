@@ -102,7 +102,10 @@ def configure_logging(settings: Settings) -> None:
                 "uvicorn.error": {"handlers": [], "propagate": True},
                 # The access line is written by our own middleware.
                 "uvicorn.access": {"handlers": [], "propagate": False},
+                # At DEBUG both write each statement's parameters: password
+                # hashes, token digests. (DB_ECHO logs statements without them.)
                 "sqlalchemy": {"level": "WARNING"},
+                "aiosqlite": {"level": "WARNING"},
                 # Start-up chatter of alembic's autogenerate plugins.
                 "alembic.runtime.plugins": {"level": "WARNING"},
             },

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.schemas import AuditAction
 from app.audit.service import AuditService
+from app.auth.repository import AuthRepository
 from app.auth.sessions import SessionService
 from app.core.authz import Principal
 from app.core.context import RequestContext
@@ -131,6 +132,7 @@ class UserService:
             raise InvalidRequest("The current password is not correct.")
         ensure_new_password(data.new_password, email=user.email)
         user.password_hash = await self.resources.hasher.hash(data.new_password)
+        await AuthRepository(self.session).void_reset_tokens(user.id, utcnow())
         # Whoever else holds a session may be the reason for the change.
         await self.sessions.end_all(
             user.id, "password_changed", utcnow(), keep=principal.session_id
@@ -147,6 +149,7 @@ class UserService:
             raise LookupError(f"no account with the email {email.lower()!r}")
         check_new_password(password, email=user.email)
         user.password_hash = await self.resources.hasher.hash(password)
+        await AuthRepository(self.session).void_reset_tokens(user.id, utcnow())
         await self.sessions.end_all(user.id, "password_reset", utcnow())
         self.audit.record(
             AuditAction.PASSWORD_RESET, actor_id=None, target_type=TARGET, target_id=user.id

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from app.core.config import DEFAULT_SECRET_KEY, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = "postgresql+asyncpg://app:pw@db.internal:5432/groundwork"
-GOOD_SECRET = "k" * 48
+GOOD_SECRET = "MwkN27K4vl-hAOYbQdyWj3aXU3eaVN4OioZR5QkSz2M"
 # Settings read the environment too; none of these may leak in from the machine.
 _SETTING_VARIABLES = (
     "APP_ENV",
@@ -23,6 +25,11 @@ _SETTING_VARIABLES = (
     "DATABASE_URL",
     "TRUSTED_HOSTS",
     "REDIS_URL",
+    "TRUSTED_PROXIES",
+    "METRICS_ALLOWED_NETWORKS",
+    "MAIL_BACKEND",
+    "LOG_LEVEL",
+    "DB_ECHO",
 )
 
 
@@ -56,9 +63,15 @@ def test_production_accepts_postgres_and_a_long_random_secret() -> None:
 
 def test_production_names_what_it_accepts_but_should_not_be_left_as_it_is() -> None:
     defaults = production().production_cautions
-    configured = production(trusted_hosts="api.example.com", redis_url="redis://cache:6379/0")
+    configured = production(
+        trusted_hosts="api.example.com", redis_url="redis://cache:6379/0", mail_backend="smtp"
+    )
 
-    assert [caution.split()[0] for caution in defaults] == ["TRUSTED_HOSTS", "REDIS_URL"]
+    assert [caution.split()[0] for caution in defaults] == [
+        "TRUSTED_HOSTS",
+        "REDIS_URL",
+        "MAIL_BACKEND",
+    ]
     assert configured.production_cautions == []
     assert Settings(_env_file=None).production_cautions == []  # type: ignore[call-arg]
 
@@ -87,7 +100,83 @@ def test_production_refuses_a_secret_key_shorter_than_32_bytes(secret: str) -> N
 
 
 def test_production_accepts_a_secret_key_of_exactly_32_bytes() -> None:
-    assert production(secret_key=SecretStr("s" * 32)).is_production
+    assert production(secret_key=SecretStr("97e60b27dbf646cb746d6ca29657cd5a")).is_production
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "k" * 48,
+        "ab" * 24,
+        "changeme" * 4,
+        "0123456789abcdef" * 2,
+        "aaaaaaaabbbbbbbbccccccccdddddddd",
+        "1111111111111111111111111111111x",
+    ],
+)
+def test_production_refuses_a_secret_key_with_too_little_variety(secret: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        production(secret_key=SecretStr(secret))
+
+    assert "secret_key" in refusal_messages(exc)
+    assert secret not in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        GOOD_SECRET,
+        "97e60b27dbf646cb746d6ca29657cd5a",
+        "65f69a7bc4cd634fab33c37e44d31338ae01dcf94ab392165a9d90002a20f537",
+        secrets.token_urlsafe(32),
+        secrets.token_hex(32),
+    ],
+)
+def test_production_accepts_generated_secret_keys(secret: str) -> None:
+    assert production(secret_key=SecretStr(secret)).is_production
+
+
+@pytest.mark.parametrize("setting", ["trusted_proxies", "metrics_allowed_networks"])
+@pytest.mark.parametrize(
+    "networks",
+    ["0.0.0.0/0", "::/0", "10.0.0.0/8, 0.0.0.0/0", "::ffff:0:0/96", "::ffff:0.0.0.0/96", "::/64"],
+)
+def test_production_refuses_a_network_of_every_address(setting: str, networks: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        production(**{setting: networks})
+
+    assert setting in refusal_messages(exc)
+
+
+@pytest.mark.parametrize("setting", ["trusted_proxies", "metrics_allowed_networks"])
+def test_production_accepts_networks_of_some_addresses(setting: str) -> None:
+    settings = production(**{setting: "10.0.0.0/8, 192.168.0.0/16, fd00::/8, ::ffff:10.0.0.0/104"})
+
+    assert len(getattr(settings, setting)) == 4
+
+
+def test_networks_of_every_address_are_left_to_the_developer_outside_production() -> None:
+    settings = Settings(_env_file=None, trusted_proxies="0.0.0.0/0,::/0")  # type: ignore[call-arg]
+
+    assert len(settings.trusted_proxies) == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"mail_backend": "console"}, "MAIL_BACKEND"),
+        ({"mail_backend": "memory"}, "MAIL_BACKEND"),
+        ({"log_level": "DEBUG"}, "LOG_LEVEL"),
+        ({"db_echo": True}, "DB_ECHO"),
+    ],
+)
+def test_production_warns_of_settings_meant_for_development(
+    overrides: dict[str, object], named: str
+) -> None:
+    settled = {"trusted_hosts": "api.example.com", "redis_url": "redis://cache:6379/0"}
+    settings = production(**{"mail_backend": "smtp", **settled, **overrides})
+
+    assert [caution.split()[0] for caution in settings.production_cautions] == [named]
 
 
 def test_production_refuses_debug() -> None:
@@ -140,3 +229,13 @@ def test_cli_refuses_a_short_secret_in_production_without_printing_it(tmp_path: 
     assert "SECRET_KEY" in output
     assert short_secret not in output
     assert "Traceback" not in output
+
+
+def test_every_setting_is_listed_in_the_example_environment_file() -> None:
+    # `NAME=value`, or `# NAME=default` for a setting left at its default.
+    text = (REPO_ROOT / ".env.example").read_text("utf-8")
+    listed = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", text, flags=re.MULTILINE))
+
+    missing = sorted(name.upper() for name in Settings.model_fields if name.upper() not in listed)
+
+    assert missing == []

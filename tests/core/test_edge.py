@@ -203,7 +203,7 @@ async def test_production_adds_strict_transport_security(database_url: str) -> N
         make_settings(
             "postgresql+asyncpg://u@127.0.0.1:1/unused",
             app_env="production",
-            secret_key=SecretStr("p" * 48),
+            secret_key=SecretStr("Ue7GfXq2LwV9tR4bN1mK8sZ3cY6hJ0pD5aW"),
         )
     )
 
@@ -307,7 +307,7 @@ def test_a_wildcard_origin_is_refused_in_production(database_url: str) -> None:
         make_settings(
             "postgresql+asyncpg://u@127.0.0.1/db",
             app_env="production",
-            secret_key=SecretStr("p" * 48),
+            secret_key=SecretStr("Ue7GfXq2LwV9tR4bN1mK8sZ3cY6hJ0pD5aW"),
             cors_origins="*",
         )
 

@@ -180,7 +180,7 @@ async def test_a_production_start_warns_of_each_setting_left_at_a_risky_default(
         _env_file=None,  # type: ignore[call-arg]
         app_env="production",
         database_url="postgresql+asyncpg://app:pw@db.invalid:5432/groundwork",
-        secret_key=SecretStr("p" * 48),
+        secret_key=SecretStr("Ue7GfXq2LwV9tR4bN1mK8sZ3cY6hJ0pD5aW"),
     )
     app = create_app(settings)
     logs = capture_logs()
@@ -189,5 +189,9 @@ async def test_a_production_start_warns_of_each_setting_left_at_a_risky_default(
         pass
 
     cautions = [r for r in logs.records() if r["event"] == "config.production_caution"]
-    assert [r["level"] for r in cautions] == ["warning", "warning"]
-    assert [r["caution"].split()[0] for r in cautions] == ["TRUSTED_HOSTS", "REDIS_URL"]
+    assert [r["level"] for r in cautions] == ["warning"] * 3
+    assert [r["caution"].split()[0] for r in cautions] == [
+        "TRUSTED_HOSTS",
+        "REDIS_URL",
+        "MAIL_BACKEND",
+    ]

@@ -172,10 +172,12 @@ def add_careless_route(app: FastAPI, settings: Settings) -> None:
         )
 
 
+# DEBUG lets through what libraries log about each query and request.
+@pytest.mark.parametrize("log_level", ["INFO", "DEBUG"])
 async def test_no_secret_reaches_any_output(
-    settings: Settings, capfd: pytest.CaptureFixture[str]
+    settings: Settings, capfd: pytest.CaptureFixture[str], log_level: str
 ) -> None:
-    app = create_app(settings.model_copy(update={"mail_backend": "memory"}))
+    app = create_app(settings.model_copy(update={"mail_backend": "memory", "log_level": log_level}))
     add_careless_route(app, settings)
     lines = LogLines()
     paths = set(app.openapi()["paths"]) | {"/crash-with-secrets", "/crash-in-sql"}

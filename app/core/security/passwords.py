@@ -21,6 +21,9 @@ from app.core.metrics import PASSWORD_HASH_DURATION, PASSWORD_HASH_QUEUE_WAIT
 
 T = TypeVar("T")
 
+# bcrypt reads no more of a password than this many bytes of its UTF-8 encoding.
+BCRYPT_MAX_BYTES = 72
+
 
 class PasswordHasher:
     def __init__(self, settings: Settings) -> None:
@@ -45,10 +48,21 @@ class PasswordHasher:
 
     async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         """Check a password; the second value is a new hash when the stored one is outdated."""
-        valid, new_hash = await self._run(
-            "verify", self._context.verify_and_update, password, password_hash
-        )
-        return bool(valid), new_hash
+        return await self._run("verify", self._verify_and_update, password, password_hash)
+
+    def _verify_and_update(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        if self._context.identify(password_hash) != "bcrypt":
+            valid, new_hash = self._context.verify_and_update(password, password_hash)
+            return bool(valid), new_hash
+        # The makers of imported bcrypt hashes cut longer passwords at 72 bytes;
+        # the bcrypt package now refuses them instead. Check what bcrypt read,
+        # then rehash the whole password. A NUL byte is refused by passlib's
+        # bcrypt, so no imported hash can hold one.
+        secret = password.encode()[:BCRYPT_MAX_BYTES]
+        if b"\x00" in secret or not self._context.verify(secret, password_hash):
+            return False, None
+        upgraded: str = self._context.hash(password)
+        return True, upgraded
 
     async def _run(self, operation: str, work: Callable[..., T], *args: Any) -> T:
         # Queue wait and hashing time are told apart: a growing wait means the
