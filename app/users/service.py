@@ -160,7 +160,7 @@ class UserService:
             AuditAction.EXPORTED, actor_id=user.id, target_type=TARGET, target_id=user.id
         )
         await self.session.flush()
-        events = await self.audit.about_user(user.id)
+        events = await self.audit.for_subject(user.id)
         document = UserExport(
             profile=await self._read(user),
             items=[item.model_dump(mode="json") for item in items],
