@@ -48,7 +48,16 @@ class AuditRepository:
         return (await self.session.scalars(statement)).all()
 
     async def scrub_user(self, user_id: uuid.UUID) -> None:
-        """Drop what could identify a deleted user; the bare events stay for the record."""
+        """Drop what could identify a deleted user; the bare events stay for the record.
+
+        Every event it did or that was done to it loses its origin (ip, user
+        agent); events about it lose their details too. What it did to others
+        keeps its details and names it by id, so deleting an account cannot
+        erase its own doings.
+        """
         await self.session.execute(
-            update(AuditEvent).where(_about(user_id)).values(ip=None, user_agent=None, details={})
+            update(AuditEvent).where(_about(user_id)).values(ip=None, user_agent=None)
+        )
+        await self.session.execute(
+            update(AuditEvent).where(AuditEvent.target_id == str(user_id)).values(details={})
         )

@@ -65,8 +65,20 @@ class AuditService:
             next_cursor=cursors.encode(position) if position else None,
         )
 
-    async def about_user(self, user_id: uuid.UUID) -> list[AuditEventRead]:
-        return [AuditEventRead.model_validate(e) for e in await self.events.about_user(user_id)]
+    async def for_subject(self, user_id: uuid.UUID) -> list[AuditEventRead]:
+        """Events about a user, as that user may see them.
+
+        Where someone else acted (an admin, or an unknown party such as a
+        stranger guessing the password), the origin is that party's personal
+        data, not the user's: ip and user agent are left out.
+        """
+        events = [AuditEventRead.model_validate(e) for e in await self.events.about_user(user_id)]
+        return [
+            event
+            if event.actor_id == user_id
+            else event.model_copy(update={"ip": None, "user_agent": None})
+            for event in events
+        ]
 
     async def scrub_user(self, user_id: uuid.UUID) -> None:
         await self.events.scrub_user(user_id)

@@ -54,6 +54,22 @@ class RoleRepository:
         statement = select(RolePermission.permission).where(RolePermission.role_id == role.id)
         return sorted((await self.session.scalars(statement)).all())
 
+    async def permissions_of_roles(self, roles: Iterable[Role]) -> set[str]:
+        statement = select(RolePermission.permission).where(
+            RolePermission.role_id.in_({role.id for role in roles})
+        )
+        return set((await self.session.scalars(statement)).all())
+
+    async def lock(self, name: str) -> None:
+        """Hold the role's row until the transaction ends; others taking it wait.
+
+        `FOR NO KEY UPDATE` so that granting the role (a foreign-key check)
+        still goes ahead. SQLite has no row locks: there a writer holds the
+        whole database from BEGIN IMMEDIATE, which serialises as much.
+        """
+        statement = select(Role.id).where(Role.name == name).with_for_update(key_share=True)
+        await self.session.execute(statement)
+
     async def get_by_name(self, name: str) -> Role | None:
         result: Role | None = await self.session.scalar(select(Role).where(Role.name == name))
         return result

@@ -18,6 +18,21 @@ class UserRepository:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
 
+    async def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        """The user, its row locked until the transaction ends (a no-op on SQLite).
+
+        `FOR NO KEY UPDATE`: rows that merely point at the user (its items,
+        sessions) can still be written meanwhile.
+        """
+        statement = (
+            select(User)
+            .where(User.id == user_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        result: User | None = await self.session.scalar(statement)
+        return result
+
     async def get_by_email(self, email: str) -> User | None:
         result: User | None = await self.session.scalar(select(User).where(User.email == email))
         return result

@@ -163,7 +163,7 @@ class UserService:
             AuditAction.EXPORTED, actor_id=user.id, target_type=TARGET, target_id=user.id
         )
         await self.session.flush()
-        events = await self.audit.about_user(user.id)
+        events = await self.audit.for_subject(user.id)
         document = UserExport(
             profile=await self._read(user),
             items=[item.model_dump(mode="json") for item in items],
@@ -190,7 +190,8 @@ class UserService:
         )
 
     async def update(self, actor: Principal, user_id: uuid.UUID, data: UserAdminUpdate) -> UserRead:
-        user = await self._get(user_id)
+        # Locked first: the roles it holds decide what counts as a grant below.
+        user = await self._get(user_id, lock=True)
         changes: dict[str, object] = {}
         if data.is_active is not None and data.is_active != user.is_active:
             if not data.is_active:
@@ -201,10 +202,9 @@ class UserService:
             user.is_active = data.is_active
             changes["is_active"] = data.is_active
         if data.roles is not None:
-            current = (await self.rbac.grants_for(user.id)).roles
-            if ADMIN_ROLE in current and ADMIN_ROLE not in data.roles:
+            if ADMIN_ROLE not in data.roles:
                 await self._keep_an_admin(user.id)
-            await self.rbac.set_user_roles(user.id, data.roles)
+            await self.rbac.set_user_roles(actor, user.id, data.roles)
             changes["roles"] = sorted(set(data.roles))
         if changes:
             self.audit.record(
@@ -222,8 +222,8 @@ class UserService:
 
     # --- internals ---------------------------------------------------------------------
 
-    async def _get(self, user_id: uuid.UUID) -> User:
-        user = await self.users.get(user_id)
+    async def _get(self, user_id: uuid.UUID, *, lock: bool = False) -> User:
+        user = await (self.users.get_for_update(user_id) if lock else self.users.get(user_id))
         if user is None:
             raise NotFound("No such user.")
         return user
@@ -232,13 +232,13 @@ class UserService:
         return _as_read(user, (await self.rbac.grants_for(user.id)).roles)
 
     async def _keep_an_admin(self, user_id: uuid.UUID) -> None:
-        grants = await self.rbac.grants_for(user_id)
-        if ADMIN_ROLE in grants.roles and await self.rbac.is_last_admin(user_id):
+        if await self.rbac.is_last_admin(user_id):
             raise Conflict("This is the last active admin; make another admin first.")
 
     async def _delete(self, actor: Principal, user_id: uuid.UUID) -> None:
         """The account, its items and sessions go in one transaction (by cascade)."""
-        user = await self._get(user_id)
+        # The user's row before the admin role's, in the same order as `update`.
+        user = await self._get(user_id, lock=True)
         await self._keep_an_admin(user.id)
         await self.audit.scrub_user(user.id)
         await self.users.delete(user)

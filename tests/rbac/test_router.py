@@ -341,3 +341,92 @@ async def test_every_role_change_is_audited(
     assert [event.request_id for event in events] == [
         r.headers["x-request-id"] for r in (created, updated, deleted)
     ]
+
+
+# --- no one grants more than they hold ----------------------------------------------------
+
+
+async def role_writer(
+    client: httpx.AsyncClient, make_account: AccountFactory, admin: Account
+) -> Account:
+    """A member who may also read and write roles, and holds nothing else."""
+    created = await create_role(client, admin, "rolesmith", ["roles:read", "roles:write"])
+    assert created.status_code == 201, created.text
+    writer = await make_account()
+    await give_roles(client, admin, writer, ["member", "rolesmith"])
+    return writer
+
+
+async def role_events_by(resources: Resources, account: Account) -> list[AuditEvent]:
+    async with resources.sessionmaker() as session:
+        statement = select(AuditEvent).where(
+            AuditEvent.action == "role.changed", AuditEvent.actor_id == account.id
+        )
+        return list((await session.scalars(statement)).all())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", f"{ROLES}/member", {"permissions": EVERY_PERMISSION}),
+        ("PATCH", f"{ROLES}/member", {"permissions": ["items:read", "users:write"]}),
+        (
+            "PATCH",
+            f"{ROLES}/rolesmith",
+            {"permissions": ["roles:read", "roles:write", "audit:read"]},
+        ),
+        ("POST", ROLES, {"name": "sneaky", "permissions": ["audit:read"]}),
+        ("POST", ROLES, {"name": "sneaky", "permissions": EVERY_PERMISSION}),
+    ],
+)
+async def test_a_role_writer_cannot_give_a_role_permissions_it_does_not_hold(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    resources: Resources,
+    method: str,
+    path: str,
+    body: dict[str, object],
+) -> None:
+    admin = await make_account(roles=("admin",))
+    writer = await role_writer(client, make_account, admin)
+    before = await list_roles(client, admin)
+
+    response = await client.request(method, path, json=body, headers=writer.headers)
+
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == "urn:groundwork:problem:forbidden"
+    assert await list_roles(client, admin) == before
+    assert await role_events_by(resources, writer) == []
+    assert (await client.get(AUDIT, headers=writer.headers)).status_code == 403
+
+
+async def test_a_role_writer_may_create_and_change_roles_within_what_it_holds(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+    writer = await role_writer(client, make_account, admin)
+
+    created = await create_role(client, writer, "reader", ["items:read", "roles:read"])
+    narrowed = await client.patch(
+        f"{ROLES}/member", json={"permissions": ["items:read"]}, headers=writer.headers
+    )
+
+    assert created.status_code == 201, created.text
+    assert narrowed.status_code == 200, narrowed.text
+    roles = await list_roles(client, admin)
+    assert roles["reader"] == ["items:read", "roles:read"]
+    assert roles["member"] == ["items:read"]
+
+
+async def test_a_role_writer_cannot_touch_the_admin_role(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+    writer = await role_writer(client, make_account, admin)
+
+    response = await client.patch(
+        f"{ROLES}/admin", json={"permissions": EVERY_PERMISSION}, headers=writer.headers
+    )
+
+    assert response.status_code == 403
+    assert sorted((await list_roles(client, admin))["admin"]) == EVERY_PERMISSION

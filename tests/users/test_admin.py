@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEvent
 from app.core.resources import Resources
 from app.items.models import Item
+from app.rbac.models import Role, UserRole
 from app.users.models import User
 from tests.conftest import PASSWORD, Account, AccountFactory
 
@@ -446,6 +448,54 @@ async def test_nobody_can_deactivate_or_delete_the_last_active_admin(
     assert (await client.get(USERS, headers=admin.headers)).status_code == 200
 
 
+async def active_admins(resources: Resources) -> int:
+    async with resources.sessionmaker() as session:
+        statement = (
+            select(func.count())
+            .select_from(UserRole)
+            .join(Role, Role.id == UserRole.role_id)
+            .join(User, User.id == UserRole.user_id)
+            .where(Role.name == "admin", User.is_active.is_(True))
+        )
+        return int(await session.scalar(statement) or 0)
+
+
+def removal(client: httpx.AsyncClient, how: str, actor: Account, other: Account) -> Any:
+    """A request by `actor` that would leave `other`, or itself, no longer an active admin."""
+    if how == "demote":
+        return patch_user(client, actor, other.id, {"roles": ["member"]})
+    if how == "deactivate":
+        return patch_user(client, actor, other.id, {"is_active": False})
+    if how == "delete":
+        return client.delete(f"{USERS}/{other.id}", headers=actor.headers)
+    return client.delete(ME, headers=actor.headers)
+
+
+# Each trial is a test of its own, so each starts from exactly two admins.
+@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("how", ["demote", "deactivate", "delete", "leave"])
+async def test_the_last_active_admin_survives_two_concurrent_removals(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    resources: Resources,
+    how: str,
+    trial: int,
+) -> None:
+    first = await make_account(roles=("admin",))
+    second = await make_account(roles=("admin",))
+    assert await active_admins(resources) == 2
+
+    # Two requests in flight at once, each on a session and connection of its own.
+    responses = await asyncio.gather(
+        removal(client, how, first, second), removal(client, how, second, first)
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert await active_admins(resources) == 1, statuses
+    assert statuses[0] in {200, 204}, statuses
+    assert statuses[1] in {401, 403, 409}, statuses
+
+
 # --- deletion -------------------------------------------------------------------------------
 
 
@@ -497,3 +547,101 @@ async def test_a_user_update_is_audited_with_its_changes(
     assert event.target_id == str(member.id)
     assert event.details == {"is_active": False, "roles": ["admin", "member"]}
     assert event.request_id == response.headers["x-request-id"]
+
+
+# --- no one grants more than they hold ------------------------------------------------------
+
+
+async def helpdesk(
+    client: httpx.AsyncClient, make_account: AccountFactory, admin: Account
+) -> Account:
+    """A member who may also read and change users, and holds nothing else."""
+    created = await client.post(
+        ROLES,
+        json={"name": "helpdesk", "permissions": ["users:read", "users:write"]},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    account = await make_account()
+    assigned = await patch_user(client, admin, account.id, {"roles": ["member", "helpdesk"]})
+    assert assigned.status_code == 200, assigned.text
+    return account
+
+
+async def update_events_by(resources: Resources, actor: Account) -> list[AuditEvent]:
+    async with resources.sessionmaker() as session:
+        statement = select(AuditEvent).where(
+            AuditEvent.action == "user.updated", AuditEvent.actor_id == actor.id
+        )
+        return list((await session.scalars(statement)).all())
+
+
+@pytest.mark.parametrize("whom", ["itself", "another"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"roles": ["member", "helpdesk", "admin"]},
+        {"roles": ["admin"]},
+        {"is_active": True, "roles": ["member", "auditor"]},
+    ],
+)
+async def test_a_user_writer_cannot_give_a_role_with_permissions_it_lacks(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    resources: Resources,
+    whom: str,
+    body: dict[str, object],
+) -> None:
+    admin = await make_account(roles=("admin",))
+    writer = await helpdesk(client, make_account, admin)
+    await client.post(
+        ROLES, json={"name": "auditor", "permissions": ["audit:read"]}, headers=admin.headers
+    )
+    target = writer if whom == "itself" else await make_account()
+    before = await roles_of(client, target)
+
+    response = await patch_user(client, writer, target.id, body)
+
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == "urn:groundwork:problem:forbidden"
+    assert await roles_of(client, target) == before
+    assert (await client.get(ROLES, headers=writer.headers)).status_code == 403
+    assert await update_events_by(resources, writer) == []
+
+
+async def test_a_refused_grant_leaves_the_rest_of_the_update_undone(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    admin = await make_account(roles=("admin",))
+    writer = await helpdesk(client, make_account, admin)
+    member = await make_account()
+
+    response = await patch_user(client, writer, member.id, {"is_active": False, "roles": ["admin"]})
+
+    assert response.status_code == 403
+    stored = await stored_user(resources, member.id)
+    assert stored is not None
+    assert stored.is_active
+    assert (await client.get(ME, headers=member.headers)).status_code == 200
+
+
+async def test_a_user_writer_gives_roles_within_what_it_holds_and_takes_any_away(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    admin = await make_account(roles=("admin",))
+    writer = await helpdesk(client, make_account, admin)
+    await client.post(
+        ROLES, json={"name": "auditor", "permissions": ["audit:read"]}, headers=admin.headers
+    )
+    colleague = await make_account()
+    auditor = await make_account()
+    await patch_user(client, admin, auditor.id, {"roles": ["member", "auditor"]})
+
+    given = await patch_user(client, writer, colleague.id, {"roles": ["member", "helpdesk"]})
+    # A role the user keeps is no grant, even one the caller lacks; dropping one is none either.
+    kept = await patch_user(client, writer, auditor.id, {"roles": ["auditor"]})
+
+    assert given.status_code == 200, given.text
+    assert given.json()["roles"] == ["helpdesk", "member"]
+    assert kept.status_code == 200, kept.text
+    assert await roles_of(client, auditor) == ["auditor"]

@@ -7,13 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, or_, select
 
 from app.audit.models import AuditEvent
 from app.core.resources import Resources
 from app.items.models import Item
 from app.users.models import User
-from tests.conftest import PASSWORD, Account, AccountFactory
+from tests.conftest import PASSWORD, Account, AccountFactory, client_for
 
 ME = "/api/v1/users/me"
 PASSWORD_CHANGE = "/api/v1/users/me/password"
@@ -22,6 +23,7 @@ TOKEN = "/api/v1/auth/token"
 REFRESH = "/api/v1/auth/refresh"
 ITEMS = "/api/v1/items"
 USERS = "/api/v1/users"
+ROLES = "/api/v1/roles"
 NEW_PASSWORD = "a-brand-new-passphrase-42"
 
 
@@ -299,6 +301,54 @@ async def test_export_is_recorded_as_a_user_exported_event(
     assert exported[0].target_id == str(account.id)
 
 
+async def test_export_leaves_out_where_others_acted_on_the_account_from(
+    app: FastAPI, client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    admin = await make_account(roles=("admin",))
+    admin_agent = f"admin-agent/{uuid.uuid4().hex}"
+    stranger_agent = f"stranger-agent/{uuid.uuid4().hex}"
+    own_agent = f"own-agent/{uuid.uuid4().hex}"
+    async with client_for(app, "198.51.100.7") as admin_desk:
+        admin_headers = {**admin.headers, "User-Agent": admin_agent}
+        await admin_desk.post(
+            ROLES, json={"name": "reader", "permissions": ["items:read"]}, headers=admin_headers
+        )
+        changed = await admin_desk.patch(
+            f"{USERS}/{account.id}", json={"roles": ["member", "reader"]}, headers=admin_headers
+        )
+        assert changed.status_code == 200, changed.text
+    async with client_for(app, "203.0.113.9") as stranger:
+        guessed = await stranger.post(
+            TOKEN,
+            data={"username": account.email, "password": "a-wrong-guess-000"},
+            headers={"User-Agent": stranger_agent},
+        )
+        assert guessed.status_code == 401
+    own = await start_session(client, account.email, **{"User-Agent": own_agent})
+
+    response = await client.get(EXPORT, headers=bearer(own["access_token"]))
+
+    assert response.status_code == 200
+    events = response.json()["audit_events"]
+    (update,) = [event for event in events if event["action"] == "user.updated"]
+    assert update["actor_id"] == str(admin.id)
+    assert update["details"] == {"roles": ["member", "reader"]}
+    assert (update["ip"], update["user_agent"]) == (None, None)
+    (failed,) = [event for event in events if event["action"] == "auth.login_failed"]
+    assert (failed["ip"], failed["user_agent"]) == (None, None)
+    for leaked in (admin_agent, "198.51.100.7", stranger_agent, "203.0.113.9"):
+        assert leaked not in response.text
+    # The account's own doings keep their origin: that is its own data.
+    own_logins = [
+        event
+        for event in events
+        if event["action"] == "auth.login_succeeded" and event["user_agent"] == own_agent
+    ]
+    assert len(own_logins) == 1
+    assert own_logins[0]["ip"] == "127.0.0.1"
+
+
 # --- deletion ----------------------------------------------------------------------------
 
 
@@ -428,3 +478,48 @@ async def test_an_admin_can_delete_their_own_account_while_another_admin_remains
     assert response.status_code == 204
     gone = await client.get(f"{USERS}/{leaving.id}", headers=staying.headers)
     assert gone.status_code == 404
+
+
+async def test_deleting_ones_account_keeps_the_record_of_what_it_did_to_others(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    admin = await make_account(roles=("admin",))
+    created = await client.post(
+        ROLES,
+        json={"name": "helpdesk", "permissions": ["users:read", "users:write"]},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    rogue = await make_account()
+    given = await client.patch(
+        f"{USERS}/{rogue.id}", json={"roles": ["member", "helpdesk"]}, headers=admin.headers
+    )
+    assert given.status_code == 200, given.text
+    victim = await make_account()
+    agent = f"rogue-agent/{uuid.uuid4().hex}"
+    rogue_headers = {**rogue.headers, "User-Agent": agent}
+    deactivated = await client.patch(
+        f"{USERS}/{victim.id}", json={"is_active": False}, headers=rogue_headers
+    )
+    assert deactivated.status_code == 200, deactivated.text
+
+    response = await client.delete(ME, headers=rogue_headers)
+
+    assert response.status_code == 204
+    (about_victim,) = [
+        row
+        for row in await audit_rows_named(resources, victim.id, "user.updated")
+        if row.target_id == str(victim.id)
+    ]
+    assert about_victim.actor_id == rogue.id
+    assert about_victim.details == {"is_active": False}
+    # Where the deleted person sat is their personal data, even on this event.
+    assert (about_victim.ip, about_victim.user_agent) == (None, None)
+    about_rogue = [row for row in await all_audit_rows(resources) if row.target_id == str(rogue.id)]
+    assert {row.action for row in about_rogue} >= {"user.registered", "user.updated"}
+    for row in about_rogue:
+        assert (row.ip, row.user_agent, row.details) == (None, None, {}), row.action
+    for row in await all_audit_rows(resources):
+        for value in column_values(row):
+            assert rogue.email not in value, row.action
+            assert agent not in value, row.action
