@@ -13,10 +13,10 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test test-faults lint fmt migrate revision bench clean
+.PHONY: help install run test test-faults test-browser lint fmt migrate revision bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -37,6 +37,9 @@ test: install ## the whole suite (SQLite; PostgreSQL/Redis with TEST_DATABASE_UR
 
 test-faults: install ## fault tests on real processes: private PostgreSQL and Redis, SIGTERM
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)
+
+test-browser: install ## /docs and /redoc in headless Chromium (apt-get install chromium)
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff check .
