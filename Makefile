@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test test-faults test-browser lint fmt migrate revision bench clean
+.PHONY: help install run dev test test-faults test-browser lint fmt migrate revision bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -31,6 +31,13 @@ install: $(VENV)/.installed ## create the environment from uv.lock
 run: install ## migrate, create FIRST_ADMIN_EMAIL if set, serve on HOST:PORT
 	$(PY) -m app migrate
 	exec $(PY) -m app serve
+
+# Development wins over .env here: console logs, reset mails printed, reload on change.
+DEV_ENV := APP_ENV=development LOG_FORMAT=console MAIL_BACKEND=console
+
+dev: install ## like run, restarting on every change under app/; console logs and mail
+	$(DEV_ENV) $(PY) -m app migrate
+	$(DEV_ENV) exec $(PY) -m app serve --reload
 
 test: install ## the whole suite (SQLite; PostgreSQL/Redis with TEST_DATABASE_URL/TEST_REDIS_URL)
 	$(PY) -m pytest $(PYTEST_ARGS)
