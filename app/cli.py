@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from app.core.config import Settings
 from app.core.errors import DomainError
@@ -143,7 +144,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, LookupError, DomainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DBAPIError as exc:
+        if not _schema_missing(exc):
+            raise
+        print("error: the database has no tables yet; run `make migrate` first", file=sys.stderr)
+        return 2
     return 0
+
+
+def _schema_missing(exc: DBAPIError) -> bool:
+    # SQLite says so in words; PostgreSQL with SQLSTATE 42P01 (undefined table).
+    return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
 
 
 def _prompt() -> str:

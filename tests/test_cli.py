@@ -208,3 +208,26 @@ def wait_until_live(base: str, process: subprocess.Popen[bytes]) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def test_account_commands_before_migrations_say_to_migrate(tmp_path: Path) -> None:
+    unmigrated = {
+        "APP_ENV": "test",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}",
+    }
+
+    results = [
+        run_cli("list-users", env=unmigrated),
+        run_cli(
+            "create-admin",
+            "root@example.com",
+            "--password-stdin",
+            env=unmigrated,
+            stdin="a-long-admin-password\n",
+        ),
+    ]
+
+    for result in results:
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert "make migrate" in result.stderr
