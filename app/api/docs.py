@@ -3,14 +3,15 @@
 Both pages load their scripts and stylesheets from this app, never from a
 CDN: the documentation works offline and behind egress filters, and each
 page's Content-Security-Policy allows this origin only. The files come from
-the fastapi-standalone-docs package (Swagger UI and ReDoc builds, with their
-licences), pinned by uv.lock. Their URLs carry that package's version, so a
-browser may keep them for a year and an upgrade is a new URL.
+the fastapi-standalone-docs package (Swagger UI and ReDoc builds, with
+licence files), pinned by uv.lock. Their URLs carry that package's version,
+so a browser may keep them for a year and an upgrade is a new URL.
 
-Each page starts its UI with an inline script or style; instead of allowing
-inline code at large, the policy names it by its hash, computed from the page
-actually served. Swagger UI's schema validator badge is switched off: it
-would send the schema's URL to a third party.
+Swagger UI is started by one inline script: instead of allowing inline
+scripts at large, the policy names it by its hash, computed from the page
+actually served. ReDoc needs no inline script, but writes its styles at run
+time. Swagger UI's schema validator badge is switched off: it would send the
+schema's URL to a third party.
 """
 
 from __future__ import annotations
