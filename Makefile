@@ -13,10 +13,10 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run test test-faults lint fmt migrate revision bench clean
+.PHONY: help install run dev test test-faults test-browser lint fmt migrate revision bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,11 +32,21 @@ run: install ## migrate, create FIRST_ADMIN_EMAIL if set, serve on HOST:PORT
 	$(PY) -m app migrate
 	exec $(PY) -m app serve
 
+# Development wins over .env here: console logs, reset mails printed, reload on change.
+DEV_ENV := APP_ENV=development LOG_FORMAT=console MAIL_BACKEND=console
+
+dev: install ## like run, restarting on every change under app/; console logs and mail
+	$(DEV_ENV) $(PY) -m app migrate
+	$(DEV_ENV) exec $(PY) -m app serve --reload
+
 test: install ## the whole suite (SQLite; PostgreSQL/Redis with TEST_DATABASE_URL/TEST_REDIS_URL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-faults: install ## fault tests on real processes: private PostgreSQL and Redis, SIGTERM
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)
+
+test-browser: install ## /docs and /redoc in headless Chromium (apt-get install chromium)
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff check .

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 
 from app.core.config import Settings
 from app.core.errors import DomainError
 from app.core.logging import configure_logging
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+APP_DIR = Path(__file__).resolve().parent
 
 
 def _load_settings() -> Settings:
@@ -102,7 +104,12 @@ async def _with_users(settings: Settings, action: str, *args: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundwork", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve the API on HOST:PORT")
+    serve_parser = commands.add_parser("serve", help="serve the API on HOST:PORT")
+    serve_parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="one process, restarted when a file under app/ changes (development only)",
+    )
     migrate_parser = commands.add_parser("migrate", help="apply database migrations")
     migrate_parser.add_argument("revision", nargs="?", default="head")
     for name, text in [
@@ -120,7 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
 
     if args.command == "serve":
-        serve(settings)
+        if args.reload:
+            serve_reloading(settings)
+        else:
+            serve(settings)
         return 0
     if args.command == "migrate":
         migrate(settings, args.revision)
@@ -134,13 +144,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, LookupError, DomainError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DBAPIError as exc:
+        if not _schema_missing(exc):
+            raise
+        print("error: the database has no tables yet; run `make migrate` first", file=sys.stderr)
+        return 2
     return 0
+
+
+def _schema_missing(exc: DBAPIError) -> bool:
+    # SQLite says so in words; PostgreSQL with SQLSTATE 42P01 (undefined table).
+    return "no such table" in str(exc.orig) or getattr(exc.orig, "sqlstate", None) == "42P01"
 
 
 def _prompt() -> str:
     import getpass
+    import warnings
 
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat: ") != first:
+    # Without a terminal getpass falls back to standard input, echoing what it
+    # reads, and a closed input ends in EOFError: a script must say
+    # --password-stdin instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", getpass.GetPassWarning)
+        try:
+            first = getpass.getpass("Password: ")
+            repeat = getpass.getpass("Repeat: ")
+        except getpass.GetPassWarning:
+            raise SystemExit(
+                "error: no terminal to ask for the password on; pipe it in with --password-stdin"
+            ) from None
+        except EOFError:
+            raise SystemExit("error: no password given") from None
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+    if repeat != first:
         raise SystemExit("error: the passwords differ")
     return first
+
+
+def serve_reloading(settings: Settings) -> None:
+    """`serve --reload`: one process, restarted when a file under app/ changes."""
+    import uvicorn
+
+    if settings.is_production:
+        raise SystemExit("error: --reload is for development; APP_ENV is production")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        reload=True,
+        reload_dirs=[str(APP_DIR)],
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+    )

@@ -60,7 +60,7 @@ def create_app(
         middleware=build_middleware(settings),
         debug=settings.debug,
         telemetry=tracing.fastapi_config(),
-        # /docs is served by install_docs (its own CSP); one docs UI, not two.
+        # /docs and /redoc are served by install_docs, from local files with their own CSP.
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,

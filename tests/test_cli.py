@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -18,16 +21,21 @@ from tests.conftest import AccountFactory
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str], stdin: str | None = ""
+) -> subprocess.CompletedProcess[str]:
+    """`stdin=None`: no input and no terminal (a new session), as under cron or CI."""
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
         input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
         text=True,
         cwd=ROOT,
         env={"PATH": os.environ.get("PATH", ""), **env},
         timeout=60,
         check=False,
+        start_new_session=stdin is None,
     )
 
 
@@ -122,3 +130,104 @@ async def test_list_users_shows_accounts_and_roles(
     assert result.returncode == 0, result.stderr
     assert admin.email in result.stdout
     assert "admin,member" in result.stdout
+
+
+async def test_create_admin_without_a_terminal_asks_for_password_stdin(
+    cli_env: dict[str, str], resources: Resources
+) -> None:
+    result = run_cli("create-admin", "root@example.com", env=cli_env, stdin=None)
+
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "--password-stdin" in result.stderr
+    async with resources.sessionmaker() as session:
+        assert (await session.scalars(select(User))).all() == []
+
+
+def test_serve_reload_is_refused_in_production() -> None:
+    production = {
+        "APP_ENV": "production",
+        "SECRET_KEY": "p" * 48,
+        # Never reached: the refusal comes first.
+        "DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/unused",
+    }
+
+    result = run_cli("serve", "--reload", env=production)
+
+    assert result.returncode != 0
+    assert "--reload is for development" in result.stderr
+
+
+def test_serve_reload_serves_the_api(cli_env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--reload"],
+            cwd=ROOT,
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                **cli_env,
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "LOG_FORMAT": "json",
+            },
+            stdout=output,
+            stderr=output,
+            # Its own process group: the reloader's worker is stopped with it.
+            start_new_session=True,
+        )
+    try:
+        assert wait_until_live(f"http://127.0.0.1:{port}", process), log.read_text()
+        assert "Will watch for changes" in log.read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_live(base: str, process: subprocess.Popen[bytes]) -> bool:
+    # Bounded, so a server that never comes up fails the test instead of hanging it.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def test_account_commands_before_migrations_say_to_migrate(tmp_path: Path) -> None:
+    unmigrated = {
+        "APP_ENV": "test",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}",
+    }
+
+    results = [
+        run_cli("list-users", env=unmigrated),
+        run_cli(
+            "create-admin",
+            "root@example.com",
+            "--password-stdin",
+            env=unmigrated,
+            stdin="a-long-admin-password\n",
+        ),
+    ]
+
+    for result in results:
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert "make migrate" in result.stderr
