@@ -8,7 +8,6 @@ import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
@@ -45,33 +44,47 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
 def serve(settings: Settings) -> None:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
-    from app.core.workers import MetricsSupervisor, prepare_multiprocess_dir
+    from app.core.workers import (
+        DrainingServer,
+        Supervisor,
+        drain_seconds,
+        prepare_multiprocess_dir,
+    )
 
-    options: dict[str, Any] = {
-        "factory": True,
-        "host": settings.host,
-        "port": settings.port,
-        "workers": settings.workers,
+    config = uvicorn.Config(
+        "app.main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         # The client address is worked out by the app from TRUSTED_PROXIES;
         # uvicorn's own X-Forwarded-For handling would trust loopback.
-        "proxy_headers": False,
-        "server_header": False,
-        "access_log": False,
-        "log_config": None,
-    }
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+        # After the drain: how long requests in flight may still take. Typed
+        # as whole seconds, but waited on with asyncio.wait_for, which takes any.
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,  # type: ignore[arg-type]
+    )
+    drain = drain_seconds(settings)
     multiproc_dir = settings.prometheus_multiproc_dir
     if multiproc_dir is not None:
         # Before any worker exists: a worker's metrics land here from its start.
         prepare_multiprocess_dir(multiproc_dir)
-    if multiproc_dir is None or settings.workers == 1:
-        uvicorn.run("app.main:create_app", **options)
-        return
-    # What uvicorn.run does for several workers, with a supervisor that also
-    # marks exited workers dead for the metrics.
-    config = uvicorn.Config("app.main:create_app", **options)
     with contextlib.suppress(KeyboardInterrupt):
-        MetricsSupervisor(config, [config.bind_socket()], multiproc_dir=multiproc_dir).run()
+        if settings.workers > 1:
+            supervisor = Supervisor(
+                config, [config.bind_socket()], drain_seconds=drain, multiproc_dir=multiproc_dir
+            )
+            supervisor.run()
+            return
+        server = DrainingServer(config, drain_seconds=drain)
+        server.run()
+        if not server.started:
+            raise SystemExit(STARTUP_FAILURE)
 
 
 async def _with_users(settings: Settings, action: str, *args: str) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -20,6 +20,7 @@ from app.core.middleware import build_middleware
 from app.core.resources import Resources, open_resources
 from app.core.tracing import Tracing
 from app.db.observe import observed_engine
+from app.db.tracing import traced_sql
 from app.users.service import UserService
 
 log = structlog.get_logger(__name__)
@@ -35,13 +36,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # On the way out, readiness turns 503 first, so a load balancer drains
-        # this replica before its connections close.
+        # By the time this shutdown runs the server has drained (readiness 503
+        # while serving, see app/core/workers.py) and requests in flight are done.
         async with open_resources(settings) as resources:
             app.state.resources = resources
             with (
                 tracing.exporting(),
                 observed_engine(resources.engine, settings, tracing),
+                _traced_probe(resources, tracing),
                 tracing.traced_redis(resources.redis),
                 tracing.traced_redis(resources.rate_limiter.redis_client),
             ):
@@ -74,6 +76,16 @@ def create_app(
     app.include_router(metrics.router)
     app.include_router(v1.router)
     return app
+
+
+@contextmanager
+def _traced_probe(resources: Resources, tracing: Tracing) -> Iterator[None]:
+    """The readiness check's SQL under its request's span; no pool, so no pool metrics."""
+    if not tracing.enabled:
+        yield
+        return
+    with traced_sql(resources.probe_engine, tracing.tracer("app.db")):
+        yield
 
 
 async def _ensure_first_admin(resources: Resources) -> None:

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
+    # From SIGTERM, readiness answers 503 for this long while requests are still
+    # served, so load balancers stop sending new ones before the listener closes.
+    # Unset: 10 s in production; 0 in development and test, so Ctrl-C stops at once.
+    shutdown_drain_seconds: float | None = Field(default=None, ge=0)
+    # Then the listener closes and requests in flight get this long to finish
+    # before they are cancelled.
+    shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
 
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = Field(default=10, ge=1)

@@ -6,10 +6,13 @@ in it is created at import time, so every app instance owns its own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
@@ -22,13 +25,20 @@ from app.core.ratelimit.subjects import TokenSubjects
 from app.core.redis import create_redis
 from app.core.security.passwords import PasswordHasher
 from app.core.security.tokens import AccessTokenCodec
-from app.db.engine import create_engine, create_sessionmaker
+from app.db.engine import create_engine, create_probe_engine, create_sessionmaker
+
+log = structlog.get_logger(__name__)
+# Closing a pool waits on its server; one that no longer answers must not hold
+# the process past the grace period its orchestrator gives it.
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(slots=True)
 class Resources:
     settings: Settings
     engine: AsyncEngine
+    # The readiness check's own way to the database, outside the request pool.
+    probe_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     hasher: PasswordHasher
     tokens: AccessTokenCodec
@@ -38,6 +48,8 @@ class Resources:
     redis: Redis | None
     rate_limiter: RateLimiter
     token_subjects: TokenSubjects
+    # Set when the server begins to drain (SIGTERM) and again at shutdown:
+    # readiness answers 503 and every answer asks the client to reconnect.
     shutting_down: bool = field(default=False)
 
 
@@ -48,6 +60,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     resources = Resources(
         settings=settings,
         engine=engine,
+        probe_engine=create_probe_engine(settings),
         sessionmaker=create_sessionmaker(engine),
         hasher=PasswordHasher(settings),
         tokens=AccessTokenCodec(settings),
@@ -67,10 +80,31 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
     finally:
         resources.shutting_down = True
         resources.hasher.close()
-        await resources.rate_limiter.aclose()
+        closing: dict[str, Awaitable[Any]] = {
+            "rate_limiter": resources.rate_limiter.aclose(),
+            "engine": engine.dispose(),
+            "probe_engine": resources.probe_engine.dispose(),
+        }
         if redis is not None:
-            await redis.aclose()
-        await engine.dispose()
+            closing["redis"] = redis.aclose()
+        # Side by side, each bounded: one stuck pool neither delays nor skips the others.
+        await asyncio.gather(*(_close(name, step) for name, step in closing.items()))
+
+
+async def _close(name: str, step: Awaitable[Any]) -> None:
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+            await step
+    except TimeoutError:
+        log.warning("app.close_timed_out", resource=name, timeout_seconds=CLOSE_TIMEOUT_SECONDS)
+    except Exception as exc:
+        log.warning("app.close_failed", resource=name, error=type(exc).__name__)
+
+
+def resources_of_app(app: object) -> Resources | None:
+    """The app's resources while its lifespan runs; None before, or for another app."""
+    resources = getattr(getattr(app, "state", None), "resources", None)
+    return resources if isinstance(resources, Resources) else None
 
 
 def resources_of(connection: HTTPConnection) -> Resources:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 
@@ -75,6 +76,27 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     # Objects stay readable after commit: responses are built after the
     # service has committed.
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def create_probe_engine(settings: Settings) -> AsyncEngine:
+    """An engine for the readiness check alone, outside the request pool.
+
+    A full pool must not make a healthy replica look dead, and a probe must
+    not take a connection a request is waiting for: each check opens its own
+    connection and closes it (no pool), so nothing is kept open and nothing
+    is added to the connection budget between checks. No SQLite BEGIN
+    IMMEDIATE either: `SELECT 1` must not wait for the write lock.
+    """
+    database_url = make_url(settings.database_url)
+    connect_args: dict[str, Any] = {}
+    if database_url.get_backend_name() == "sqlite":
+        connect_args["timeout"] = settings.health_check_timeout_seconds
+    elif database_url.get_backend_name() == "postgresql":
+        connect_args["timeout"] = settings.health_check_timeout_seconds
+        connect_args["server_settings"] = {"application_name": "groundwork-health"}
+    return create_async_engine(
+        database_url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args
+    )
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -13,6 +13,7 @@ from app.core.config import Settings
 from app.core.middleware.body_limit import BodyLimitMiddleware
 from app.core.middleware.client_address import ClientAddressMiddleware
 from app.core.middleware.cors import ProblemCORSMiddleware
+from app.core.middleware.drain import CloseWhileDrainingMiddleware
 from app.core.middleware.errors import UnhandledErrorMiddleware
 from app.core.middleware.observe import ObserveRequests
 from app.core.middleware.rate_limit_headers import RateLimitHeadersMiddleware
@@ -25,7 +26,10 @@ from app.core.middleware.trusted_host import TrustedHostMiddleware
 def build_middleware(settings: Settings) -> list[Middleware]:
     """Outermost first. Each line says why it sits where it does."""
     return [
-        # First, so every response — including a 500 — carries X-Request-ID
+        # Outermost, so while the server drains every answer, whichever layer
+        # wrote it, tells its client to reconnect elsewhere.
+        Middleware(CloseWhileDrainingMiddleware),
+        # First after that, so every response — including a 500 — carries X-Request-ID
         # and everything below can log it.
         request_id_middleware(),
         # Before anything that records who is calling (the access log, audit,
