@@ -211,6 +211,11 @@ class Settings(BaseSettings):
             )
         if self.db_echo:
             cautions.append("DB_ECHO is on: every SQL statement is logged; turn it off")
+        if self.shutdown_timeout_seconds < self.request_timeout_seconds:
+            cautions.append(
+                "SHUTDOWN_TIMEOUT_SECONDS is shorter than REQUEST_TIMEOUT_SECONDS: at "
+                "shutdown a request still running is cut off before the app's own 504"
+            )
         return cautions
 
     @model_validator(mode="after")

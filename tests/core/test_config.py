@@ -168,6 +168,10 @@ def test_networks_of_every_address_are_left_to_the_developer_outside_production(
         ({"mail_backend": "memory"}, "MAIL_BACKEND"),
         ({"log_level": "DEBUG"}, "LOG_LEVEL"),
         ({"db_echo": True}, "DB_ECHO"),
+        (
+            {"shutdown_timeout_seconds": 10, "request_timeout_seconds": 30},
+            "SHUTDOWN_TIMEOUT_SECONDS",
+        ),
     ],
 )
 def test_production_warns_of_settings_meant_for_development(
