@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.core.config import Settings
+from app.core.errors import DatabaseUnreachable
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -33,18 +34,49 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         "pool_recycle": settings.db_pool_recycle_seconds,
     }
     if database_url.get_backend_name() == "sqlite":
+        # No statement timeout in SQLite; a write waits at most the busy
+        # timeout for the lock, then fails as "database is locked" (a 503).
         if database_url.database and database_url.database != ":memory:":
             Path(database_url.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = create_async_engine(database_url, **options)
         _configure_sqlite(engine)
-        return engine
-    if database_url.get_backend_name() == "postgresql":
-        options["connect_args"] = {
-            "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {"application_name": "groundwork"},
-        }
-    return create_async_engine(database_url, **options)
+    else:
+        if database_url.get_backend_name() == "postgresql":
+            options["connect_args"] = {
+                "timeout": settings.db_connect_timeout_seconds,
+                "server_settings": _postgres_server_settings(settings),
+            }
+        engine = create_async_engine(database_url, **options)
+    _mark_connect_failures(engine)
+    return engine
+
+
+def _postgres_server_settings(settings: Settings) -> dict[str, str]:
+    server_settings = {"application_name": "groundwork"}
+    if settings.db_statement_timeout_seconds > 0:
+        # Sent with the connection, so every statement of every session is
+        # bounded without a round trip; PostgreSQL takes milliseconds.
+        timeout_ms = max(1, round(settings.db_statement_timeout_seconds * 1000))
+        server_settings["statement_timeout"] = str(timeout_ms)
+    return server_settings
+
+
+def _mark_connect_failures(engine: AsyncEngine) -> None:
+    """Tell "no connection could be opened" apart from every other database error.
+
+    A refused or timed-out connect surfaces as a bare OSError or TimeoutError,
+    a rejection by the server (starting up, closed to connections, too many
+    clients) as a driver error: none of them says "the database is not
+    there" by its type. Raised as one type here, they are answered 503.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            raise DatabaseUnreachable(type(exc).__name__) from exc
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
