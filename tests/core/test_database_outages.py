@@ -6,6 +6,7 @@ tests/faults/.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -153,3 +154,57 @@ async def test_a_broken_query_is_still_a_500(app_factory: Callable[..., FastAPI]
     assert body["type"] == problem_type("internal-error")
     assert "Retry-After" not in response.headers
     assert "no_such_table" not in response.text
+
+
+async def test_a_full_password_hash_queue_answers_503_then_serves_again(
+    app_factory: Callable[..., FastAPI],
+) -> None:
+    application = app_factory(password_hash_concurrency=1, password_hash_queue_limit=1)
+    async with serving(application) as (http, resources):
+        await register(http, "queued@example.com")
+        # One hash running and one waiting fill the pool and its queue.
+        occupying = [
+            asyncio.ensure_future(resources.hasher.hash("occupies-the-hash-pool")) for _ in range(2)
+        ]
+        await asyncio.sleep(0)
+        refused = await http.post(
+            "/api/v1/auth/token", data={"username": "queued@example.com", "password": "x" * 12}
+        )
+        await asyncio.gather(*occupying)
+        token = await login(http, "queued@example.com")
+
+    assert_unavailable(refused)
+    assert token
+
+
+async def test_a_login_storm_beyond_the_hash_queue_gets_503_never_500(
+    app_factory: Callable[..., FastAPI], admin_engine: AsyncEngine
+) -> None:
+    if admin_engine.dialect.name != "postgresql":
+        # SQLite takes its write lock at BEGIN, so logins reach the hasher one at a time.
+        pytest.skip("concurrent logins need a database that serves them concurrently")
+    application = app_factory(password_hash_concurrency=1, password_hash_queue_limit=2)
+    async with LifespanManager(application):
+        async with client_for(application) as http:
+            emails = [f"storm-{n}@example.com" for n in range(4)]
+            for email in emails:
+                await register(http, email)
+
+        async def attempt(n: int) -> httpx.Response:
+            # Each from its own address, so no per-client limit steps in first.
+            async with client_for(application, f"10.0.0.{n + 1}") as caller:
+                password = "correct-horse-battery-staple" if n % 2 else "wrong-password-guess"
+                return await caller.post(
+                    "/api/v1/auth/token",
+                    data={"username": emails[n % len(emails)], "password": password},
+                )
+
+        responses = await asyncio.gather(*(attempt(n) for n in range(16)))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert set(statuses) <= {200, 401, 503}, statuses
+    refused = [response for response in responses if response.status_code == 503]
+    assert refused, statuses
+    for response in refused:
+        assert_unavailable(response)
+    assert len(refused) < len(responses), statuses
