@@ -7,6 +7,7 @@ tests/faults/.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.core.errors import problem_type
+from app.core.errors import ServiceUnavailable, problem_type
 from app.core.resources import Resources
 from app.db.types import utcnow
 from tests.conftest import client_for, login, register
@@ -159,18 +160,29 @@ async def test_a_broken_query_is_still_a_500(app_factory: Callable[..., FastAPI]
 async def test_a_full_password_hash_queue_answers_503_then_serves_again(
     app_factory: Callable[..., FastAPI],
 ) -> None:
-    application = app_factory(password_hash_concurrency=1, password_hash_queue_limit=1)
+    # Slower hashes, so the queue stays full while the login is on its way.
+    application = app_factory(
+        password_hash_concurrency=1, password_hash_queue_limit=1, password_hash_time_cost=32
+    )
     async with serving(application) as (http, resources):
         await register(http, "queued@example.com")
+        storm_over = asyncio.Event()
+
+        async def keep_hashing() -> None:
+            while not storm_over.is_set():
+                with contextlib.suppress(ServiceUnavailable):
+                    await resources.hasher.hash("keeps-the-hash-pool-busy")
+
         # One hash running and one waiting fill the pool and its queue.
-        occupying = [
-            asyncio.ensure_future(resources.hasher.hash("occupies-the-hash-pool")) for _ in range(2)
-        ]
+        storm = [asyncio.create_task(keep_hashing()) for _ in range(2)]
         await asyncio.sleep(0)
-        refused = await http.post(
-            "/api/v1/auth/token", data={"username": "queued@example.com", "password": "x" * 12}
-        )
-        await asyncio.gather(*occupying)
+        try:
+            refused = await http.post(
+                "/api/v1/auth/token", data={"username": "queued@example.com", "password": "x" * 12}
+            )
+        finally:
+            storm_over.set()
+            await asyncio.gather(*storm)
         token = await login(http, "queued@example.com")
 
     assert_unavailable(refused)
