@@ -74,6 +74,19 @@ async def test_an_unreachable_database_answers_503_with_retry_after(
     assert_unavailable(response)
 
 
+async def test_a_database_that_never_answers_the_connect_answers_503(
+    app_factory: Callable[..., FastAPI], silent_port: int
+) -> None:
+    silent = f"postgresql+asyncpg://postgres@127.0.0.1:{silent_port}/none"
+    application = app_factory(database_url=silent, db_connect_timeout_seconds=0.3)
+    async with serving(application) as (http, _):
+        response = await http.post(
+            "/api/v1/auth/token", data={"username": "a@example.com", "password": "x" * 12}
+        )
+
+    assert_unavailable(response)
+
+
 async def test_an_exhausted_pool_answers_503_and_recovers_when_a_connection_frees_up(
     app_factory: Callable[..., FastAPI],
 ) -> None:
