@@ -38,7 +38,7 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         "pool_recycle": settings.db_pool_recycle_seconds,
     }
     if database_url.get_backend_name() == "sqlite":
-        # No statement timeout in SQLite; a write waits at most the busy
+        # No statement timeout in SQLite; a transaction waits at most the busy
         # timeout for the lock, then fails as "database is locked" (a 503).
         if database_url.database and database_url.database != ":memory:":
             Path(database_url.database).parent.mkdir(parents=True, exist_ok=True)
