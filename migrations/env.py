@@ -51,7 +51,9 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    settings = Settings()
+    # A migration may rewrite a large table or build an index for minutes;
+    # the statement timeout bounds requests, not releases.
+    settings = Settings().model_copy(update={"db_statement_timeout_seconds": 0})
     engine = create_engine(settings, url=_database_url())
     try:
         async with engine.connect() as connection:

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     db_pool_pre_ping: bool = True
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_echo: bool = False
+    # PostgreSQL cancels a statement running longer (answered 503). Below
+    # REQUEST_TIMEOUT_SECONDS with room for a full pool wait, so a hung
+    # statement is ended on the server, where it holds locks and a backend,
+    # instead of being abandoned by the request timeout. 0: the server's own.
+    db_statement_timeout_seconds: float = Field(default=10.0, ge=0)
 
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     jwt_issuer: str = "groundwork"
@@ -78,6 +83,9 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=2, ge=2)
     password_hash_parallelism: int = Field(default=1, ge=1)
     password_hash_concurrency: int = Field(default=2, ge=1)
+    # Hashes that may wait for a free hashing thread; beyond them a request
+    # gets 503, so a login storm cannot grow memory and latency without end.
+    password_hash_queue_limit: int = Field(default=32, ge=0)
 
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)

@@ -8,20 +8,25 @@ Each `type` is documented in docs/errors.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
+import structlog
 from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.routes import route_path, route_table
 
 PROBLEM_TYPE_PREFIX = "urn:groundwork:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+log = structlog.get_logger(__name__)
 
 
 class DomainError(Exception):
@@ -110,6 +115,25 @@ class ServiceUnavailable(DomainError):
     status = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        retry_after_seconds: int | None = None,
+    ) -> None:
+        if retry_after_seconds is not None:
+            headers = {**(headers or {}), "Retry-After": str(max(1, retry_after_seconds))}
+        super().__init__(detail, headers=headers)
+
+
+class DatabaseUnreachable(Exception):
+    """No connection to the database could be opened: refused, timed out or turned away.
+
+    Raised by the engine in place of whatever the driver raised (kept as the
+    cause); the message is only the name of that error, never its text.
+    """
 
 
 class Problem(BaseModel):
@@ -285,6 +309,103 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Outage:
+    reason: str
+    detail: str
+    retry_after_seconds: int
+
+
+_UNREACHABLE = _Outage("unreachable", "The database cannot be reached; retry shortly.", 5)
+_CONNECTION_LOST = _Outage(
+    "connection-lost", "The connection to the database was lost; retry shortly.", 5
+)
+_POOL_EXHAUSTED = _Outage("pool-exhausted", "Every database connection is busy; retry shortly.", 2)
+_STATEMENT_TIMEOUT = _Outage(
+    "statement-timeout", "The database did not answer in time; retry shortly.", 2
+)
+_LOCKED = _Outage("locked", "The database is busy; retry shortly.", 2)
+
+# SQLSTATEs that blame the server's state, not the request. Class 08 (a
+# broken connection) is matched by its prefix.
+_OUTAGE_SQLSTATES = {
+    "57014": _STATEMENT_TIMEOUT,  # query_canceled: statement_timeout, or an operator
+    "55P03": _STATEMENT_TIMEOUT,  # lock_not_available: lock_timeout
+    "57P01": _CONNECTION_LOST,  # admin_shutdown
+    "57P02": _CONNECTION_LOST,  # crash_shutdown
+    "57P03": _UNREACHABLE,  # cannot_connect_now: starting up or shutting down
+    "53300": _UNREACHABLE,  # too_many_connections
+}
+# SQLite's primary result codes for "another connection holds the lock".
+_SQLITE_BUSY_CODES = {5, 6}
+
+
+def _sqlstate(error: BaseException | None) -> str | None:
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def _sqlite_code(error: BaseException | None) -> int | None:
+    while error is not None:
+        code = getattr(error, "sqlite_errorcode", None)
+        if isinstance(code, int):
+            return code & 0xFF
+        error = error.__cause__
+    return None
+
+
+def database_outage(exc: BaseException) -> _Outage | None:
+    """What keeps the database from serving this request, or None for any other error.
+
+    A bug (bad SQL, a violated constraint nobody caught) is None and stays a 500.
+    """
+    if isinstance(exc, DatabaseUnreachable):
+        return _UNREACHABLE
+    if isinstance(exc, sa_exc.TimeoutError):
+        return _POOL_EXHAUSTED
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    # Set when the driver reports a disconnect; SQLAlchemy has then dropped
+    # this connection and marked every older pooled one for replacement.
+    if exc.connection_invalidated:
+        return _CONNECTION_LOST
+    sqlstate = _sqlstate(exc.orig)
+    if sqlstate is not None:
+        if sqlstate.startswith("08"):
+            return _CONNECTION_LOST
+        return _OUTAGE_SQLSTATES.get(sqlstate)
+    if _sqlite_code(exc.orig) in _SQLITE_BUSY_CODES:
+        return _LOCKED
+    return None
+
+
+def _driver_error_name(exc: Exception) -> str:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
+        return type(exc.orig).__name__
+    if isinstance(exc, DatabaseUnreachable) and exc.args:
+        return str(exc.args[0])
+    return type(exc).__name__
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    outage = database_outage(exc)
+    if outage is None:
+        # Not an outage: the crash handler answers 500 and logs the stack.
+        raise exc
+    # The reason and the driver's error name only: the message of a
+    # database error carries SQL text.
+    log.warning(
+        "database.unavailable",
+        reason=outage.reason,
+        error=_driver_error_name(exc),
+        sqlstate=_sqlstate(getattr(exc, "orig", None)),
+    )
+    return await _domain_error_handler(
+        request,
+        ServiceUnavailable(outage.detail, retry_after_seconds=outage.retry_after_seconds),
+    )
+
+
 def unhandled_error_response(path: str) -> JSONResponse:
     return problem_response(
         status=500,
@@ -299,3 +420,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    # Database outages, in one place: whatever layer meets them, the client
+    # gets 503 with Retry-After, never a 500.
+    for kind in (DatabaseUnreachable, sa_exc.TimeoutError, sa_exc.DBAPIError):
+        app.add_exception_handler(kind, _database_error_handler)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,6 +18,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
+from app.core.errors import DatabaseUnreachable, database_outage
+
+log = structlog.get_logger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -34,18 +39,71 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         "pool_recycle": settings.db_pool_recycle_seconds,
     }
     if database_url.get_backend_name() == "sqlite":
+        # No statement timeout in SQLite; a transaction waits at most the busy
+        # timeout for the lock, then fails as "database is locked" (a 503).
         if database_url.database and database_url.database != ":memory:":
             Path(database_url.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = create_async_engine(database_url, **options)
         _configure_sqlite(engine)
-        return engine
-    if database_url.get_backend_name() == "postgresql":
-        options["connect_args"] = {
-            "timeout": settings.db_connect_timeout_seconds,
-            "server_settings": {"application_name": "groundwork"},
-        }
-    return create_async_engine(database_url, **options)
+    else:
+        if database_url.get_backend_name() == "postgresql":
+            options["connect_args"] = {
+                "timeout": settings.db_connect_timeout_seconds,
+                "server_settings": _postgres_server_settings(settings),
+            }
+        engine = create_async_engine(database_url, **options)
+    _mark_connect_failures(engine)
+    _recognise_disconnects(engine)
+    return engine
+
+
+def _postgres_server_settings(settings: Settings) -> dict[str, str]:
+    server_settings = {"application_name": "groundwork"}
+    if settings.db_statement_timeout_seconds > 0:
+        # Sent with the connection, so every statement of every session is
+        # bounded without a round trip; PostgreSQL takes milliseconds.
+        timeout_ms = max(1, round(settings.db_statement_timeout_seconds * 1000))
+        server_settings["statement_timeout"] = str(timeout_ms)
+    return server_settings
+
+
+def _mark_connect_failures(engine: AsyncEngine) -> None:
+    """Tell "no connection could be opened" apart from every other database error.
+
+    A refused or timed-out connect surfaces as a bare OSError or TimeoutError,
+    a rejection by the server (starting up, closed to connections, too many
+    clients) as a driver error: none of them says "the database is not
+    there" by its type. Raised as one type here, they are answered 503.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            raise DatabaseUnreachable(type(exc).__name__) from exc
+
+
+# A connection the server ended: class 08 (connection exception) and the
+# shutdown codes. asyncpg reports some of them as ordinary errors.
+_DISCONNECT_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _recognise_disconnects(engine: AsyncEngine) -> None:
+    """Treat every error that means "this connection is gone" as a disconnect.
+
+    SQLAlchemy then drops the connection and marks every older pooled one for
+    replacement, so recovery after a database restart does not depend on
+    DB_POOL_PRE_PING: the request that meets a dead connection gets 503, the
+    next ones get fresh connections.
+    """
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        sqlstate = getattr(context.original_exception, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_DISCONNECT_SQLSTATES):
+            context.is_disconnect = True
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -72,10 +130,28 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class _Session(AsyncSession):
+    async def close(self) -> None:
+        """Close; a connection the database dropped meanwhile is discarded, not an error.
+
+        Closing rolls back what was not committed. When the server has ended
+        the connection since the last statement (a restart, a terminated
+        backend), the server has already rolled it back: the request's
+        answer stands, and the connection leaves the pool.
+        """
+        try:
+            await super().close()
+        except DBAPIError as exc:
+            if database_outage(exc) is None:
+                raise
+            log.warning("database.connection_lost_on_close", error=type(exc.orig).__name__)
+            await self.invalidate()
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Objects stay readable after commit: responses are built after the
     # service has committed.
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=_Session, expire_on_commit=False)
 
 
 def create_probe_engine(settings: Settings) -> AsyncEngine:

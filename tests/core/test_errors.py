@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from app.core.errors import PROBLEM_TYPE_PREFIX, DomainError, problem_type
 from tests.conftest import client_for
@@ -223,7 +223,7 @@ async def test_unhandled_exception_is_logged_once_with_its_stack(
     assert mentions == [crash]
 
 
-async def test_crash_log_never_contains_the_submitted_password(
+async def test_database_outage_log_never_contains_the_submitted_password(
     app_factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     application: FastAPI = app_factory(database_url=DOWN_DATABASE_URL)
@@ -235,8 +235,34 @@ async def test_crash_log_never_contains_the_submitted_password(
         register = await http.post(REGISTER, json={"email": "b@example.com", "password": password})
     captured = capsys.readouterr()
 
-    assert login.status_code == 500
-    assert register.status_code == 500
+    assert login.status_code == 503
+    assert register.status_code == 503
+    events = log_events(captured.err)
+    assert [event["event"] for event in events if event["level"] == "warning"].count(
+        "database.unavailable"
+    ) == 2
+    assert password not in captured.err
+    assert password not in captured.out
+
+
+async def test_crash_log_never_contains_the_submitted_password(
+    app_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    password = "Never-Log-This-Passw0rd"
+
+    async def crash_after_reading_the_password(request: Request) -> None:
+        form = await request.form()
+        raise RuntimeError(f"crashed while checking {form['username']!s}")
+
+    application: FastAPI = app_factory()
+    application.add_api_route("/crash", crash_after_reading_the_password, methods=["POST"])
+    async with LifespanManager(application), client_for(application) as http:
+        response = await http.post(
+            "/crash", data={"username": "a@example.com", "password": password}
+        )
+    captured = capsys.readouterr()
+
+    assert response.status_code == 500
     assert any("exception" in event for event in log_events(captured.err))
     assert password not in captured.err
     assert password not in captured.out

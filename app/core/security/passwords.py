@@ -3,24 +3,32 @@
 argon2id costs tens of milliseconds of CPU and 19 MiB of memory per hash. Run
 inline, eight concurrent logins stall every other request; run unbounded in
 threads, a login storm still takes every core. A small dedicated pool bounds
-both: excess hashes queue while the loop keeps serving.
+both: excess hashes queue while the loop keeps serving, and past
+PASSWORD_HASH_QUEUE_LIMIT waiting ones a request is turned away with 503
+instead of waiting ever longer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import structlog
 from passlib.context import CryptContext
 
 from app.core.config import Settings
+from app.core.errors import ServiceUnavailable
 from app.core.metrics import PASSWORD_HASH_DURATION, PASSWORD_HASH_QUEUE_WAIT
 
 T = TypeVar("T")
 
+log = structlog.get_logger(__name__)
+# A full queue drains in about (limit / concurrency) hash times, well under a second.
+QUEUE_FULL_RETRY_AFTER_SECONDS = 1
 # bcrypt reads no more of a password than this many bytes of its UTF-8 encoding.
 BCRYPT_MAX_BYTES = 72
 
@@ -40,6 +48,11 @@ class PasswordHasher:
         self._pool = ThreadPoolExecutor(
             max_workers=settings.password_hash_concurrency, thread_name_prefix="password-hash"
         )
+        # Running plus waiting hashes; a slot is freed by the worker thread
+        # when its hash ends, or when a hash that never started is cancelled.
+        self._capacity = settings.password_hash_concurrency + settings.password_hash_queue_limit
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
         self._dummy_hash: str | None = None
 
     async def hash(self, password: str) -> str:
@@ -79,7 +92,30 @@ class PasswordHasher:
             finally:
                 duration.observe(time.perf_counter() - started)
 
-        return await asyncio.get_running_loop().run_in_executor(self._pool, measured)
+        self._take_slot()
+        try:
+            future = self._pool.submit(measured)
+        except BaseException:
+            self._free_slot()
+            raise
+        future.add_done_callback(self._free_slot)
+        return await asyncio.wrap_future(future)
+
+    def _take_slot(self) -> None:
+        with self._in_flight_lock:
+            full = self._in_flight >= self._capacity
+            if not full:
+                self._in_flight += 1
+        if full:
+            log.warning("password_hash.queue_full", capacity=self._capacity)
+            raise ServiceUnavailable(
+                "Too many password checks are waiting; retry shortly.",
+                retry_after_seconds=QUEUE_FULL_RETRY_AFTER_SECONDS,
+            )
+
+    def _free_slot(self, _future: Future[Any] | None = None) -> None:
+        with self._in_flight_lock:
+            self._in_flight -= 1
 
     async def burn(self, password: str) -> None:
         """Spend the time a real verification would, for an account that does not exist.

@@ -1,0 +1,167 @@
+"""Real processes to break: each fault test owns what it stops and starts.
+
+Nothing here touches the machine's shared PostgreSQL or Redis; every server
+is private, on its own loopback port and data directory, and removed after
+the test even when it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from alembic import command
+
+from tests.conftest import alembic_config
+
+POSTGRES_USER = "postgres"
+POSTGRES_DATABASE = "groundwork"
+PG_COMMAND_TIMEOUT_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _postgres_bin() -> Path:
+    """The newest server installed the Debian way (/usr/lib/postgresql/<version>/bin)."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+    if not found:
+        pytest.fail("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    newest = max(found, key=lambda path: int(Path(path).parent.parent.name.split(".")[0]))
+    return Path(newest).parent
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own, stopped and started at will.
+
+    initdb and postgres refuse to run as root, so as root every command runs
+    as the `postgres` user, which owns the data directory.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.bin = _postgres_bin()
+        self.root = root
+        self.data = root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+asyncpg://{POSTGRES_USER}@127.0.0.1:{self.port}/{POSTGRES_DATABASE}"
+
+    def _run(self, *args: str) -> None:
+        argv = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            argv = ["runuser", "-u", POSTGRES_USER, "--", *argv]
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=PG_COMMAND_TIMEOUT_SECONDS, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}")
+
+    def init(self) -> None:
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            POSTGRES_USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
+
+    def start(self) -> None:
+        # fsync off: a test server need not survive the machine crashing,
+        # only its own stops, and the shared disk stays quiet.
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} "
+            "-c fsync=off -c max_connections=40"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` ends every session; `immediate` is a crash, recovered at the next start."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
+
+    def psql(self, *statements: str, database: str = "postgres") -> None:
+        args: Sequence[str] = [f"--command={statement}" for statement in statements]
+        self._run(
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            POSTGRES_USER,
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            *args,
+        )
+
+    def close_database(self) -> None:
+        """Refuse new connections to the app's database and end the ones it has."""
+        self.psql(
+            "ALTER DATABASE groundwork ALLOW_CONNECTIONS false",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'groundwork'",
+        )
+
+    def end_sessions(self) -> None:
+        """End every session of the app's database, as an operator or a failover would."""
+        self.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'groundwork'"
+        )
+
+    def open_database(self) -> None:
+        self.psql("ALTER DATABASE groundwork ALLOW_CONNECTIONS true")
+
+    def is_running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+
+@pytest.fixture
+async def private_postgres() -> AsyncIterator[PrivatePostgres]:
+    """A fresh PostgreSQL with the app's schema, on a free loopback port.
+
+    The directory lives under the system temp dir (pytest's own is private
+    to root) and belongs to `postgres`.
+    """
+    root = Path(tempfile.mkdtemp(prefix="groundwork-pg-"))
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(root, user=POSTGRES_USER, group=POSTGRES_USER)
+        server = PrivatePostgres(root)
+        await asyncio.to_thread(server.init)
+        await asyncio.to_thread(server.start)
+        try:
+            await asyncio.to_thread(server.psql, f"CREATE DATABASE {POSTGRES_DATABASE}")
+            await asyncio.to_thread(command.upgrade, alembic_config(server.url), "head")
+            yield server
+        finally:
+            if server.is_running():
+                await asyncio.to_thread(server.stop, "immediate")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
