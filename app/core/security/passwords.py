@@ -27,7 +27,7 @@ from app.core.metrics import PASSWORD_HASH_DURATION, PASSWORD_HASH_QUEUE_WAIT
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
-# A full queue drains in about (limit / concurrency) hash times, well under a second.
+# A full queue drains in about (limit / concurrency) hash times: about a second.
 QUEUE_FULL_RETRY_AFTER_SECONDS = 1
 # bcrypt reads no more of a password than this many bytes of its UTF-8 encoding.
 BCRYPT_MAX_BYTES = 72
