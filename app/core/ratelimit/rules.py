@@ -36,6 +36,9 @@ class Rule:
     item: RateLimitItem
     strategy: RateLimitStrategy
     keyed_by: KeyedBy
+    # Guards sign-in, registration or a reset: when the shared storage fails it
+    # is counted in the process, never let through uncounted.
+    never_skipped: bool = True
 
 
 def rules_from(settings: Settings) -> Mapping[LimitName, Rule]:
@@ -52,6 +55,13 @@ def rules_from(settings: Settings) -> Mapping[LimitName, Rule]:
         (LimitName.LOGIN_LOCKOUT_CLIENT, settings.login_lockout_client, login, KeyedBy.CALLER),
     )
     return {
-        name: Rule(name=name, item=parse(limit), strategy=strategy, keyed_by=keyed_by)
+        name: Rule(
+            name=name,
+            item=parse(limit),
+            strategy=strategy,
+            keyed_by=keyed_by,
+            # Only the general limit follows RATE_LIMIT_FAIL_OPEN.
+            never_skipped=name is not LimitName.DEFAULT,
+        )
         for name, limit, strategy, keyed_by in table
     }
