@@ -1,4 +1,4 @@
-"""A reset request must not tell, by what it does before answering, whether the email has an account."""
+"""A reset request must not tell, by the work done before answering, whether an account exists."""
 
 from __future__ import annotations
 
