@@ -158,25 +158,31 @@ return 0
 """
 
 
+# KEYS: the account's counter, the client's. ARGV: the attempt's id.
+_SUCCEEDED = """
+redis.call('del', KEYS[1])
+redis.call('zrem', KEYS[2], ARGV[1])
+return 0
+"""
+
+
 class RedisCounters:
     """The same logs in Redis, shared by every replica; the clock is Redis's own."""
 
     def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-        self._script = redis.register_script(_ATTEMPT)
+        self._attempt = redis.register_script(_ATTEMPT)
+        self._succeeded = redis.register_script(_SUCCEEDED)
 
     async def attempt(self, counters: Counters, attempt_id: str) -> float:
         args: list[str | int] = [attempt_id]
         for _key, window in counters:
             args += [window.limit, math.ceil(window.seconds * 1000)]
-        wait_ms = await self._script(keys=[key for key, _ in counters], args=args)
+        wait_ms = await self._attempt(keys=[key for key, _ in counters], args=args)
         return int(wait_ms) / 1000
 
-    async def give_back(self, key: str, attempt_id: str) -> None:
-        await self._redis.zrem(key, attempt_id)
-
-    async def forget(self, key: str) -> None:
-        await self._redis.delete(key)
+    async def succeeded(self, attempt: Attempt) -> None:
+        """Forget the account's counter and take the attempt off the client's, in one trip."""
+        await self._succeeded(keys=[attempt.account, attempt.client], args=[attempt.id])
 
 
 class LoginLockout:
@@ -215,8 +221,7 @@ class LoginLockout:
         self._local.give_back(attempt.client, attempt.id)
         shared = self._shared
         if shared is not None:
-            await self._guard.call(LIMIT_NAME, lambda: shared.forget(attempt.account))
-            await self._guard.call(LIMIT_NAME, lambda: shared.give_back(attempt.client, attempt.id))
+            await self._guard.call(LIMIT_NAME, lambda: shared.succeeded(attempt))
 
     async def _count(self, counters: Counters, attempt_id: str) -> float:
         shared = self._shared
