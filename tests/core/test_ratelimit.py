@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from app.core.errors import problem_type
 from app.core.ratelimit import LimitName, client_key
+from app.core.ratelimit.guard import FAILURES_BEFORE_PAUSE, PAUSE_SECONDS, StorageGuard
 from app.core.ratelimit.lockout import LockedOut, LoginLockout
 from app.core.ratelimit.redis_window import RedisSlidingWindow
 from app.core.ratelimit.storage import KEY_PREFIX, create_storage
@@ -646,3 +647,24 @@ def test_a_token_subject_is_verified_once_and_forged_tokens_are_not_kept(
     assert subjects.subject_of(tokens[2]) == str(users[2])  # evicts the oldest
     assert len(subjects._known) == 2
     assert subjects.subject_of(tokens[0]) == str(users[0])  # verified again
+
+
+async def test_after_a_pause_one_call_tries_a_hung_storage_while_the_others_go_on() -> None:
+    guard = StorageGuard(timeout_seconds=0.05)
+    tries = 0
+
+    async def hang() -> int:
+        nonlocal tries
+        tries += 1
+        await asyncio.sleep(HANG_GUARD_SECONDS)
+        return 1
+
+    for _ in range(FAILURES_BEFORE_PAUSE):
+        assert await guard.call("test", hang) is None
+    paused = await asyncio.gather(*(guard.call("test", hang) for _ in range(10)))
+    await asyncio.sleep(PAUSE_SECONDS)
+    after_the_pause = await asyncio.gather(*(guard.call("test", hang) for _ in range(10)))
+
+    assert paused == after_the_pause == [None] * 10
+    # One try per failure before the pause, none during it, one after it.
+    assert tries == FAILURES_BEFORE_PAUSE + 1

@@ -19,7 +19,10 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 # After this many failures in a row the storage is left alone for a pause, so
-# an outage costs each request nothing instead of a timeout.
+# an outage costs each request nothing instead of a timeout. After the pause
+# one call tries the storage again while the others carry on without it, so
+# a storage that hangs costs one request a timeout per pause, not every
+# request that arrives while the retry waits.
 FAILURES_BEFORE_PAUSE = 3
 PAUSE_SECONDS = 1.0
 
@@ -29,18 +32,24 @@ class StorageGuard:
         self._timeout = timeout_seconds
         self._failures = 0
         self._paused_until = 0.0
+        self._probing = False
 
     async def call(self, limit: str, operation: Callable[[], Awaitable[T]]) -> T | None:
         """The operation's answer, or None when it failed, timed out or was not tried."""
-        if self._failures >= FAILURES_BEFORE_PAUSE and time.monotonic() < self._paused_until:
+        down = self._failures >= FAILURES_BEFORE_PAUSE
+        if down and (self._probing or time.monotonic() < self._paused_until):
             STORAGE_FAILURES.labels(limit=limit).inc()
             return None
+        self._probing = down
         try:
             async with asyncio.timeout(self._timeout):
                 result = await operation()
         except Exception as exc:  # any storage failure, a timeout included
             self._record_failure(limit, exc)
             return None
+        finally:
+            if down:
+                self._probing = False
         if self._failures:
             log.info("ratelimit.storage_recovered", after_failures=self._failures)
             self._failures = 0
