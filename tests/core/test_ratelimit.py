@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from app.core.errors import problem_type
 from app.core.ratelimit import LimitName, client_key
 from app.core.ratelimit.guard import FAILURES_BEFORE_PAUSE, PAUSE_SECONDS, StorageGuard
-from app.core.ratelimit.lockout import LockedOut, LoginLockout
+from app.core.ratelimit.lockout import LockedOut, LoginLockout, MemoryCounters, Window
 from app.core.ratelimit.redis_window import RedisSlidingWindow
 from app.core.ratelimit.storage import KEY_PREFIX, create_storage
 from app.core.ratelimit.subjects import TokenSubjects
@@ -668,3 +668,14 @@ async def test_after_a_pause_one_call_tries_a_hung_storage_while_the_others_go_o
     assert paused == after_the_pause == [None] * 10
     # One try per failure before the pause, none during it, one after it.
     assert tries == FAILURES_BEFORE_PAUSE + 1
+
+
+def test_the_in_process_lockout_counters_hold_a_bounded_number_of_keys() -> None:
+    counters = MemoryCounters(capacity=3)
+    one = Window(limit=1, seconds=900)
+    for key in ("a", "b", "c", "d"):
+        assert counters.attempt([(key, one)], attempt_id=key) == 0
+
+    # "a" was opened first and made room for "d"; the others are still counted.
+    assert counters.attempt([("a", one)], attempt_id="a2") == 0
+    assert counters.attempt([("c", one)], attempt_id="c2") > 0

@@ -21,7 +21,6 @@ import hashlib
 import math
 import secrets
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,6 +39,8 @@ LIMIT_NAME = "login-lockout"
 _KEY_PREFIX = f"{KEY_PREFIX}:{{lockout}}"
 # How often the in-process counters drop the attempts that have aged out.
 _SWEEP_SECONDS = 60.0
+# At most this many in-process counters, about 60 MB at full size.
+_CAPACITY = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,60 +74,80 @@ class LockedOut(RateLimited):
 
 
 class MemoryCounters:
-    """Attempt logs in this process. Each call runs without yielding, so it is atomic."""
+    """Attempt logs in this process. Each call runs without yielding, so it is atomic.
 
-    def __init__(self) -> None:
-        self._logs: dict[str, tuple[float, deque[tuple[float, str]]]] = {}
+    Held to `capacity` counters: any email can open one, and with Redis
+    configured this count runs next to it for every attempt. Past it, the
+    counter opened longest ago goes; a sweep each minute drops the aged-out.
+    """
+
+    def __init__(self, capacity: int = _CAPACITY) -> None:
+        self._capacity = capacity
+        # key -> (window in seconds, [(time, attempt id), ...] oldest first)
+        self._logs: dict[str, tuple[float, list[tuple[float, str]]]] = {}
         self._next_sweep = time.monotonic() + _SWEEP_SECONDS
 
     def attempt(self, counters: Counters, attempt_id: str) -> float:
         """Count the attempt on every counter if all have room: 0.0, else the seconds to wait."""
         now = time.monotonic()
-        self._sweep(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         wait = 0.0
         for key, window in counters:
-            log = self._log(key, window, now)
+            log = self._live(key, now)
             if len(log) >= window.limit:
                 frees_at = log[len(log) - window.limit][0] + window.seconds
                 wait = max(wait, frees_at - now)
         if wait > 0:
             return wait
         for key, window in counters:
-            self._log(key, window, now).append((now, attempt_id))
+            self._open(key, window.seconds, now).append((now, attempt_id))
         return 0.0
 
     def give_back(self, key: str, attempt_id: str) -> None:
         entry = self._logs.get(key)
         if entry is not None:
             log = entry[1]
-            for item in log:
-                if item[1] == attempt_id:
-                    log.remove(item)
+            for index, (_, counted) in enumerate(log):
+                if counted == attempt_id:
+                    del log[index]
                     break
 
     def forget(self, key: str) -> None:
         self._logs.pop(key, None)
 
-    def _log(self, key: str, window: Window, now: float) -> deque[tuple[float, str]]:
+    def _live(self, key: str, now: float) -> list[tuple[float, str]]:
+        """The attempts of `key` still inside its window (none for a key never seen)."""
         entry = self._logs.get(key)
         if entry is None:
-            entry = self._logs[key] = (window.seconds, deque())
-        log = entry[1]
-        while log and log[0][0] <= now - window.seconds:
-            log.popleft()
+            return []
+        seconds, log = entry
+        aged = 0
+        while aged < len(log) and log[aged][0] <= now - seconds:
+            aged += 1
+        del log[:aged]
+        return log
+
+    def _open(self, key: str, seconds: float, now: float) -> list[tuple[float, str]]:
+        entry = self._logs.get(key)
+        if entry is not None:
+            return entry[1]
+        if len(self._logs) >= self._capacity:
+            # Dicts keep insertion order: the first key is the oldest counter.
+            del self._logs[next(iter(self._logs))]
+        log: list[tuple[float, str]] = []
+        self._logs[key] = (seconds, log)
         return log
 
     def _sweep(self, now: float) -> None:
-        # Unknown emails leave counters behind; without a sweep they would stay.
-        if now < self._next_sweep:
-            return
+        """Drop every counter whose attempts have all aged out (unknown emails leave many)."""
         self._next_sweep = now + _SWEEP_SECONDS
         aged = [key for key, (seconds, log) in self._logs.items() if _aged_out(log, seconds, now)]
         for key in aged:
             del self._logs[key]
 
 
-def _aged_out(log: deque[tuple[float, str]], seconds: float, now: float) -> bool:
+def _aged_out(log: list[tuple[float, str]], seconds: float, now: float) -> bool:
     return not log or log[-1][0] <= now - seconds
 
 
