@@ -42,8 +42,10 @@ class Rule:
 
 
 def rules_from(settings: Settings) -> Mapping[LimitName, Rule]:
-    # Login and its lockouts count in a moving window by default: "5 failures
-    # within 15 minutes" is then exact, not the sliding counter's estimate.
+    # Login counts in a moving window by default, exact rather than the
+    # sliding counter's estimate. The lockouts are exact whatever the strategy:
+    # they keep a log of attempts of their own (lockout.py); their rows here
+    # carry their amounts.
     common, login = settings.rate_limit_strategy, settings.rate_limit_login_strategy
     table = (
         (LimitName.DEFAULT, settings.rate_limit_default, common, KeyedBy.USER_OR_CLIENT),
