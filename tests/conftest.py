@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +43,14 @@ from app.rbac.service import ADMIN_ROLE, MEMBER_ROLE, RbacService
 SEEDED_TABLES = {"roles", "role_permissions"}
 BUILTIN_ROLES = (ADMIN_ROLE, MEMBER_ROLE)
 PASSWORD = "correct-horse-battery-staple"
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on, for a server a test starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def alembic_config(database_url: str) -> Config:

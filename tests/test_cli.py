@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.core.resources import Resources
 from app.users.models import User
-from tests.conftest import AccountFactory
+from tests.conftest import AccountFactory, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +147,7 @@ async def test_create_admin_without_a_terminal_asks_for_password_stdin(
 def test_serve_reload_is_refused_in_production() -> None:
     production = {
         "APP_ENV": "production",
-        "SECRET_KEY": "p" * 48,
+        "SECRET_KEY": secrets.token_urlsafe(48),
         # Never reached: the refusal comes first.
         "DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/unused",
     }
@@ -188,13 +188,6 @@ def test_serve_reload_serves_the_api(cli_env: dict[str, str], tmp_path: Path) ->
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until_live(base: str, process: subprocess.Popen[bytes]) -> bool:

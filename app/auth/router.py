@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.api.deps import AuthServiceDep, CurrentPrincipal, ResourcesDep
@@ -16,9 +16,36 @@ from app.auth.schemas import (
 )
 from app.core.mail import deliver
 from app.core.ratelimit import LimitName
+from app.users.models import EMAIL_MAX_LENGTH
 from app.users.schemas import UserCreate, UserRead
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class PasswordForm(OAuth2PasswordRequestForm):
+    """The OAuth2 password form, its `username` no longer than any stored email can be.
+
+    A longer one cannot name an account, so it is a 422 before anything is counted or hashed.
+    """
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form(max_length=EMAIL_MAX_LENGTH)],
+        password: Annotated[str, Form(json_schema_extra={"format": "password"})],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form(json_schema_extra={"format": "password"})] = None,
+    ) -> None:
+        super().__init__(
+            grant_type=grant_type,
+            username=username,
+            password=password,
+            scope=scope,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
 
 
 @router.post(
@@ -37,7 +64,7 @@ async def register(data: UserCreate, service: AuthServiceDep) -> UserRead:
     dependencies=[rate_limit(LimitName.LOGIN)],
 )
 async def issue_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], service: AuthServiceDep
+    form: Annotated[PasswordForm, Depends()], service: AuthServiceDep
 ) -> TokenPair:
     """OAuth2 password flow: `username` is the email. Swagger's Authorize uses it."""
     return await service.login(form.username, form.password)

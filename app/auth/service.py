@@ -21,12 +21,12 @@ from app.core.errors import (
     Forbidden,
     InvalidCredentials,
     InvalidToken,
-    RateLimited,
     Unauthorized,
 )
 from app.core.mail import Mail
 from app.core.metrics import LOGINS, REFRESH_REUSE
-from app.core.ratelimit import LimitName, client_key
+from app.core.ratelimit import client_key
+from app.core.ratelimit.lockout import Attempt, LockedOut
 from app.core.resources import Resources
 from app.core.security.opaque import digest, new_secret
 from app.core.security.password_policy import MAX_LENGTH, ensure_new_password
@@ -69,7 +69,9 @@ class AuthService:
     async def login(self, email: str, password: str) -> TokenPair:
         """Exchange credentials for tokens; every failure looks the same to the caller."""
         email = email.lower()
-        await self._refuse_if_locked_out(email)
+        # Counted before the password is checked: of any number of guesses at
+        # once, only as many as the lockout allows reach the hasher.
+        attempt = await self._count_attempt(email)
         hasher = self.resources.hasher
         # Credentials no account can have are not looked up: an over-long
         # password, or an email with a NUL (which PostgreSQL cannot compare).
@@ -79,12 +81,12 @@ class AuthService:
             # Spend the time a real check would, so timing does not reveal
             # which emails have accounts.
             await hasher.burn(password[:MAX_LENGTH])
-            await self._login_failed(email, None, "unknown_email")
+            await self._login_failed(None, "unknown_email")
         valid, new_hash = await hasher.verify(password, user.password_hash)
         if not valid:
-            await self._login_failed(email, user.id, "bad_password")
+            await self._login_failed(user.id, "bad_password")
         if not user.is_active:
-            await self._login_failed(email, user.id, "inactive")
+            await self._login_failed(user.id, "inactive")
         if new_hash is not None:
             # An outdated hash (bcrypt from an import, or weaker parameters).
             await self.users.set_password_hash(user, new_hash)
@@ -93,33 +95,24 @@ class AuthService:
             AuditAction.LOGIN_SUCCEEDED, actor_id=user.id, target_type="user", target_id=user.id
         )
         await self.session.commit()
-        await self.resources.rate_limiter.clear(LimitName.LOGIN_LOCKOUT_ACCOUNT, email)
+        await self.resources.rate_limiter.lockout.succeeded(attempt)
         LOGINS.labels(outcome="success").inc()
         log.info("auth.login_succeeded", user_id=str(user.id))
         return self._pair(issued)
 
-    def _lockout_keys(self, email: str) -> list[tuple[LimitName, str]]:
-        # Counted for unknown emails too: a lockout must not reveal which exist.
-        return [
-            (LimitName.LOGIN_LOCKOUT_ACCOUNT, email),
-            (LimitName.LOGIN_LOCKOUT_CLIENT, client_key(self.context.ip)),
-        ]
+    async def _count_attempt(self, email: str) -> Attempt:
+        """Count the attempt against the account and the client; 429 once either is locked out."""
+        try:
+            return await self.resources.rate_limiter.lockout.attempt(
+                email, client_key(self.context.ip)
+            )
+        except LockedOut:
+            LOGINS.labels(outcome="locked_out").inc()
+            log.warning("auth.login_locked_out")
+            raise
 
-    async def _refuse_if_locked_out(self, email: str) -> None:
-        """Refuse before any hashing once an account or a client failed too often."""
-        for name, key in self._lockout_keys(email):
-            decision = await self.resources.rate_limiter.test(name, key)
-            if not decision.allowed:
-                LOGINS.labels(outcome="locked_out").inc()
-                log.warning("auth.login_locked_out", limit=str(name))
-                raise RateLimited(
-                    "Too many failed sign-ins; wait before trying again.",
-                    retry_after_seconds=decision.reset_after_seconds,
-                )
-
-    async def _login_failed(self, email: str, user_id: uuid.UUID | None, reason: str) -> NoReturn:
-        for name, key in self._lockout_keys(email):
-            await self.resources.rate_limiter.hit(name, key)
+    async def _login_failed(self, user_id: uuid.UUID | None, reason: str) -> NoReturn:
+        # The attempt was counted before the check, and stays counted.
         # Recorded and committed even though the login fails.
         self.audit.record(
             AuditAction.LOGIN_FAILED,

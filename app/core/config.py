@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     login_lockout_client: str = "50/15 minutes"
     rate_limit_strategy: RateLimitStrategy = "sliding-window-counter"
     rate_limit_login_strategy: RateLimitStrategy = "moving-window"
-    rate_limit_storage_timeout_seconds: float = Field(default=0.01, gt=0)
+    rate_limit_storage_timeout_seconds: float = Field(default=0.5, gt=0)
     rate_limit_fail_open: bool = True
 
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)

@@ -15,6 +15,7 @@ from app.core.authz import Principal
 from app.core.context import RequestContext
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.pagination import Page
+from app.core.ratelimit import client_key
 from app.core.resources import Resources
 from app.core.security.password_policy import check_new_password, ensure_new_password
 from app.db.types import utcnow
@@ -42,6 +43,7 @@ class UserService:
     ) -> None:
         self.session = session
         self.resources = resources
+        self.context = context
         self.users = UserRepository(session)
         self.rbac = RbacService(session, context)
         self.audit = AuditService(session, context)
@@ -127,9 +129,14 @@ class UserService:
 
     async def change_password(self, principal: Principal, data: PasswordChange) -> None:
         user = await self._get(principal.user_id)
+        # A stolen access token must not become a way to guess the password:
+        # each check counts toward the account's login lockout, before hashing.
+        lockout = self.resources.rate_limiter.lockout
+        attempt = await lockout.attempt(user.email, client_key(self.context.ip))
         valid, _ = await self.resources.hasher.verify(data.current_password, user.password_hash)
         if not valid:
             raise InvalidRequest("The current password is not correct.")
+        await lockout.succeeded(attempt)
         ensure_new_password(data.new_password, email=user.email)
         user.password_hash = await self.resources.hasher.hash(data.new_password)
         await AuthRepository(self.session).void_reset_tokens(user.id, utcnow())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from email.message import Message
@@ -14,7 +13,7 @@ from aiosmtpd.smtp import Envelope, Session
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from tests.conftest import client_for, register
+from tests.conftest import client_for, free_port, register
 
 
 class Inbox:
@@ -25,13 +24,6 @@ class Inbox:
         assert isinstance(envelope.content, bytes)
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

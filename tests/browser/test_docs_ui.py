@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright
 
+from tests.conftest import free_port
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,13 +40,6 @@ ACTION_TIMEOUT_MS = 20_000
 EMAIL = "reader@example.com"
 PASSWORD = "a-long-browser-password"
 ME = "/api/v1/users/me"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> None:

@@ -20,7 +20,9 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from app.core.errors import problem_type
-from app.core.ratelimit import LimitName, RateLimiter, client_key
+from app.core.ratelimit import LimitName, client_key
+from app.core.ratelimit.guard import FAILURES_BEFORE_PAUSE, PAUSE_SECONDS, StorageGuard
+from app.core.ratelimit.lockout import LockedOut, LoginLockout, MemoryCounters, Window
 from app.core.ratelimit.redis_window import RedisSlidingWindow
 from app.core.ratelimit.storage import KEY_PREFIX, create_storage
 from app.core.ratelimit.subjects import TokenSubjects
@@ -397,52 +399,88 @@ async def test_a_redis_that_never_answers_is_given_up_on_after_the_storage_timeo
     assert ready.json()["checks"]["redis"] == "unavailable"
 
 
-# --- the primitive for login lockouts --------------------------------------------
+# --- the login lockout's counters ---------------------------------------------
 
 
-async def test_a_lockout_counter_locks_after_its_limit_and_a_clear_unlocks_it(
+async def attempts(lockout: LoginLockout, email: str, client: str, n: int) -> list[bool]:
+    """Whether each of `n` concurrent attempts was counted (True) or locked out (False)."""
+
+    async def one() -> bool:
+        try:
+            await lockout.attempt(email, client)
+        except LockedOut:
+            return False
+        return True
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def test_the_lockout_counts_exactly_its_limit_of_concurrent_attempts(
     build: AppFactory, storage: str | None
 ) -> None:
     application = build(redis_url=storage, login_lockout_account="5/15 minutes")
     async with LifespanManager(application):
-        limiter: RateLimiter = resources_of(application).rate_limiter
-        account = LimitName.LOGIN_LOCKOUT_ACCOUNT
+        lockout = resources_of(application).rate_limiter.lockout
+        counted = await attempts(lockout, "victim@example.com", "192.0.2.1", 50)
+        other = await attempts(lockout, "other@example.com", "192.0.2.1", 1)
+        with pytest.raises(LockedOut) as refused:
+            await lockout.attempt("VICTIM@example.com", "192.0.2.2")
 
-        before = await limiter.test(account, "victim@example.com")
-        failures = [await limiter.hit(account, "victim@example.com") for _ in range(5)]
-        locked = await limiter.test(account, "victim@example.com")
-        sixth = await limiter.hit(account, "victim@example.com")
-        other = await limiter.test(account, "other@example.com")
-        await limiter.clear(account, "victim@example.com")
-        after_clear = await limiter.test(account, "victim@example.com")
-
-    assert (before.allowed, before.remaining, before.limit) == (True, 5, 5)
-    assert all(failure.allowed for failure in failures)
-    assert [failure.remaining for failure in failures] == [4, 3, 2, 1, 0]
-    assert not locked.allowed
-    assert 1 <= locked.reset_after_seconds <= 15 * 60
-    assert not sixth.allowed
-    assert other.allowed
-    assert (after_clear.allowed, after_clear.remaining) == (True, 5)
+    assert counted.count(True) == 5
+    assert other == [True]
+    retry_after = int(refused.value.headers["Retry-After"])
+    assert 1 <= retry_after <= 15 * 60
 
 
-async def test_testing_a_limit_does_not_use_it_up(build: AppFactory, storage: str | None) -> None:
-    application = build(redis_url=storage, login_lockout_client="2/15 minutes")
+async def test_a_success_clears_the_account_and_gives_the_client_its_attempt_back(
+    build: AppFactory, storage: str | None
+) -> None:
+    application = build(
+        redis_url=storage, login_lockout_account="3/15 minutes", login_lockout_client="3/15 minutes"
+    )
     async with LifespanManager(application):
-        limiter = resources_of(application).rate_limiter
-        peeks = [await limiter.test(LimitName.LOGIN_LOCKOUT_CLIENT, "192.0.2.1") for _ in range(5)]
+        lockout = resources_of(application).rate_limiter.lockout
+        failed = [await lockout.attempt("a@example.com", "192.0.2.1") for _ in range(2)]
+        for _ in range(10):
+            await lockout.succeeded(await lockout.attempt("a@example.com", "192.0.2.1"))
+        # Two failures stand: one more attempt fits, whichever account it is for.
+        after = await attempts(lockout, "b@example.com", "192.0.2.1", 3)
 
-    assert all(peek.allowed and peek.remaining == 2 for peek in peeks)
+    assert len(failed) == 2
+    assert after.count(True) == 1
 
 
-async def test_the_limiter_fails_open_on_a_stopped_redis(build: AppFactory) -> None:
-    application = build(redis_url=CLOSED_PORT_REDIS, login_lockout_account="1/hour")
+async def test_the_default_limit_fails_open_on_a_stopped_redis(build: AppFactory) -> None:
+    application = build(redis_url=CLOSED_PORT_REDIS, rate_limit_default="1/hour")
     async with LifespanManager(application), asyncio.timeout(HANG_GUARD_SECONDS):
         limiter = resources_of(application).rate_limiter
-        decisions = [await limiter.hit(LimitName.LOGIN_LOCKOUT_ACCOUNT, "x") for _ in range(3)]
-        await limiter.clear(LimitName.LOGIN_LOCKOUT_ACCOUNT, "x")
+        decisions = [await limiter.hit(LimitName.DEFAULT, "client", "x") for _ in range(3)]
 
     assert all(decision.allowed for decision in decisions)
+
+
+@pytest.mark.parametrize("store", ["stopped", "hung"])
+async def test_security_limits_count_in_the_process_when_redis_is_stopped_or_hung(
+    build: AppFactory, silent_port: int, store: str
+) -> None:
+    port = 1 if store == "stopped" else silent_port
+    application = build(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        rate_limit_storage_timeout_seconds=0.05,
+        # Fail-open lets the default limit through; the others must count anyway.
+        rate_limit_fail_open=True,
+        rate_limit_password_reset="3/hour",
+        rate_limit_register="2/hour",
+    )
+    reset = {"json": {"email": "someone@example.com"}}
+    register = {"json": {"email": "new@example.com", "password": "x"}}
+    async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
+        resets = [await http.post("/api/v1/auth/password-reset/request", **reset) for _ in range(5)]
+        registers = [await http.post("/api/v1/auth/register", **register) for _ in range(3)]
+
+    assert [answer.status_code for answer in resets] == [202] * 3 + [429] * 2
+    assert_rate_limited(resets[-1], limit=3)
+    assert [answer.status_code for answer in registers][-1] == 429
 
 
 # --- the one-round-trip sliding window on Redis ----------------------------------
@@ -610,3 +648,35 @@ def test_a_token_subject_is_verified_once_and_forged_tokens_are_not_kept(
     assert subjects.subject_of(tokens[2]) == str(users[2])  # evicts the oldest
     assert len(subjects._known) == 2
     assert subjects.subject_of(tokens[0]) == str(users[0])  # verified again
+
+
+async def test_after_a_pause_one_call_tries_a_hung_storage_while_the_others_go_on() -> None:
+    guard = StorageGuard(timeout_seconds=0.05)
+    tries = 0
+
+    async def hang() -> int:
+        nonlocal tries
+        tries += 1
+        await asyncio.sleep(HANG_GUARD_SECONDS)
+        return 1
+
+    for _ in range(FAILURES_BEFORE_PAUSE):
+        assert await guard.call("test", hang) is None
+    paused = await asyncio.gather(*(guard.call("test", hang) for _ in range(10)))
+    await asyncio.sleep(PAUSE_SECONDS)
+    after_the_pause = await asyncio.gather(*(guard.call("test", hang) for _ in range(10)))
+
+    assert paused == after_the_pause == [None] * 10
+    # One try per failure before the pause, none during it, one after it.
+    assert tries == FAILURES_BEFORE_PAUSE + 1
+
+
+def test_the_in_process_lockout_counters_hold_a_bounded_number_of_keys() -> None:
+    counters = MemoryCounters(capacity=3)
+    one = Window(limit=1, seconds=900)
+    for key in ("a", "b", "c", "d"):
+        assert counters.attempt([(key, one)], attempt_id=key) == 0
+
+    # "a" was opened first and made room for "d"; the others are still counted.
+    assert counters.attempt([("a", one)], attempt_id="a2") == 0
+    assert counters.attempt([("c", one)], attempt_id="c2") > 0

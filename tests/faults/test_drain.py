@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import httpx
 import pytest
 
 from app.core.config import Settings
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, free_port
 
 pytestmark = pytest.mark.faults
 
@@ -44,13 +43,6 @@ LOAD_CLIENTS = 4
 # balancer takes to notice, well inside the drain.
 LOAD_AFTER_NOT_READY_SECONDS = DRAIN_SECONDS / 3
 PROBE_INTERVAL_SECONDS = 0.1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,19 +17,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounds on waiting for a subprocess, so a hang fails instead of stalling the run.
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 30
 REQUESTS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

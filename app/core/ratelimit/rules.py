@@ -36,11 +36,16 @@ class Rule:
     item: RateLimitItem
     strategy: RateLimitStrategy
     keyed_by: KeyedBy
+    # Guards sign-in, registration or a reset: when the shared storage fails it
+    # is counted in the process, never let through uncounted.
+    never_skipped: bool = True
 
 
 def rules_from(settings: Settings) -> Mapping[LimitName, Rule]:
-    # Login and its lockouts count in a moving window by default: "5 failures
-    # within 15 minutes" is then exact, not the sliding counter's estimate.
+    # Login counts in a moving window by default, exact rather than the
+    # sliding counter's estimate. The lockouts are exact whatever the strategy:
+    # they keep a log of attempts of their own (lockout.py); their rows here
+    # carry their amounts.
     common, login = settings.rate_limit_strategy, settings.rate_limit_login_strategy
     table = (
         (LimitName.DEFAULT, settings.rate_limit_default, common, KeyedBy.USER_OR_CLIENT),
@@ -52,6 +57,13 @@ def rules_from(settings: Settings) -> Mapping[LimitName, Rule]:
         (LimitName.LOGIN_LOCKOUT_CLIENT, settings.login_lockout_client, login, KeyedBy.CALLER),
     )
     return {
-        name: Rule(name=name, item=parse(limit), strategy=strategy, keyed_by=keyed_by)
+        name: Rule(
+            name=name,
+            item=parse(limit),
+            strategy=strategy,
+            keyed_by=keyed_by,
+            # Only the general limit follows RATE_LIMIT_FAIL_OPEN.
+            never_skipped=name is not LimitName.DEFAULT,
+        )
         for name, limit, strategy, keyed_by in table
     }

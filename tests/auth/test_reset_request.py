@@ -1,0 +1,52 @@
+"""A reset request must not tell, by the work done before answering, whether an account exists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.core.resources import Resources
+from tests.conftest import AccountFactory
+
+RESET_REQUEST = "/api/v1/auth/password-reset/request"
+
+
+@contextmanager
+def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs inside the block, as sent."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="only a known email writes its reset token and audit event; both paths must "
+    "write the same rows (an outbox row) before answering",
+)
+async def test_known_and_unknown_emails_run_the_same_statements_before_the_answer(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    account = await make_account()
+
+    with statements_on(resources.engine) as known:
+        assert (await client.post(RESET_REQUEST, json={"email": account.email})).status_code == 202
+    with statements_on(resources.engine) as unknown:
+        answer = await client.post(RESET_REQUEST, json={"email": "nobody@example.com"})
+        assert answer.status_code == 202
+
+    assert known
+    assert known == unknown
