@@ -281,6 +281,21 @@ async def test_forged_or_unusable_tokens_are_401(
     assert response.headers["content-type"] == "application/problem+json"
 
 
+async def test_a_token_naming_part_of_the_issuer_is_401(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    claims = jwt.decode(account.token, options={"verify_signature": False})
+    # A live session, a valid signature, an issuer that is only a prefix of ours:
+    # PyJWT 2.10.0 tested a string issuer with `in` and let it through.
+    claims["iss"] = claims["iss"][:-1]
+    token = jwt.encode(claims, SECRET, algorithm=ALGORITHM)
+
+    response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+
+
 async def test_a_tampered_payload_is_401(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
