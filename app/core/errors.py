@@ -325,6 +325,11 @@ _STATEMENT_TIMEOUT = _Outage(
     "statement-timeout", "The database did not answer in time; retry shortly.", 2
 )
 _LOCKED = _Outage("locked", "The database is busy; retry shortly.", 2)
+# Another transaction won: PostgreSQL rolled this one back, and the same
+# request sent again normally goes through.
+_CONTENTION = _Outage(
+    "contention", "The database chose this request to give way to another; retry it.", 1
+)
 
 # SQLSTATEs that blame the server's state, not the request. Class 08 (a
 # broken connection) is matched by its prefix.
@@ -335,6 +340,8 @@ _OUTAGE_SQLSTATES = {
     "57P02": _CONNECTION_LOST,  # crash_shutdown
     "57P03": _UNREACHABLE,  # cannot_connect_now: starting up or shutting down
     "53300": _UNREACHABLE,  # too_many_connections
+    "40P01": _CONTENTION,  # deadlock_detected
+    "40001": _CONTENTION,  # serialization_failure
 }
 # SQLite's primary result codes for "another connection holds the lock".
 _SQLITE_BUSY_CODES = {5, 6}

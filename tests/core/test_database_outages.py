@@ -20,9 +20,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.core.errors import ServiceUnavailable, problem_type
+from app.core.errors import ServiceUnavailable, database_outage, problem_type
 from app.core.resources import Resources
 from app.db.types import utcnow
 from tests.conftest import client_for, login, register
@@ -233,3 +234,29 @@ async def test_a_login_storm_beyond_the_hash_queue_gets_503_never_500(
     for response in refused:
         assert_unavailable(response)
     assert len(refused) < len(responses), statuses
+
+
+async def test_a_deadlock_the_database_breaks_is_an_outage_to_retry_not_a_bug(
+    admin_engine: AsyncEngine,
+) -> None:
+    if admin_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes its write lock at BEGIN: two writers queue, never deadlock")
+    # Two transactions take the two built-in role rows in opposite orders;
+    # PostgreSQL ends one of them with deadlock_detected.
+    async with admin_engine.connect() as first, admin_engine.connect() as second:
+        await first.execute(text("UPDATE roles SET name = name WHERE name = 'admin'"))
+        await second.execute(text("UPDATE roles SET name = name WHERE name = 'member'"))
+        crossed = await asyncio.gather(
+            first.execute(text("UPDATE roles SET name = name WHERE name = 'member'")),
+            second.execute(text("UPDATE roles SET name = name WHERE name = 'admin'")),
+            return_exceptions=True,
+        )
+        await first.rollback()
+        await second.rollback()
+
+    [loser] = [answer for answer in crossed if isinstance(answer, BaseException)]
+    assert isinstance(loser, DBAPIError), repr(loser)
+    outage = database_outage(loser)
+    assert outage is not None
+    assert outage.reason == "contention"
+    assert outage.retry_after_seconds >= 1
