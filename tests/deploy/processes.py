@@ -137,3 +137,77 @@ async def until_ready(replica: Process) -> None:
             if replica.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the replica did not start:\n{replica.output()}")
             await asyncio.sleep(0.2)
+
+
+# --- nginx -------------------------------------------------------------------------
+
+NGINX_DIR = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, valid for a day: the test's own TLS."""
+    certificate, key = directory / "tls.crt", directory / "tls.key"
+    subprocess.run(
+        [
+            binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+            "-keyout", str(key), "-out", str(certificate), "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return certificate, key
+
+
+def nginx(directory: Path, replica_ports: list[int], *, keepalive_timeout: str) -> Process:
+    """Debian's nginx as a private process: deploy/nginx's snippets, TLS on a free port.
+
+    The upstream block is the test's own (loopback replicas); everything
+    else nginx does to a request comes from the snippets an operator uses.
+    """
+    port = free_port()
+    directory.mkdir(parents=True, exist_ok=True)
+    # nginx started as root serves from `nobody`, which must reach its temp dirs.
+    directory.chmod(0o755)
+    certificate, key = self_signed_certificate(directory)
+    servers = "".join(
+        f"        server 127.0.0.1:{replica} max_fails=1 fail_timeout=5s;\n"
+        for replica in replica_ports
+    )
+    (directory / "nginx.conf").write_text(
+        f"pid {directory / 'nginx.pid'};\n"
+        f"error_log {directory / 'error.log'} info;\n"
+        "worker_processes 1;\n"
+        "events { worker_connections 512; }\n"
+        "http {\n"
+        f"    include {NGINX_DIR / 'groundwork-http.conf'};\n"
+        f"    access_log {directory / 'access.log'} groundwork;\n"
+        f"    client_body_temp_path {directory / 'client_body'};\n"
+        f"    proxy_temp_path {directory / 'proxy'};\n"
+        f"    fastcgi_temp_path {directory / 'fastcgi'};\n"
+        f"    uwsgi_temp_path {directory / 'uwsgi'};\n"
+        f"    scgi_temp_path {directory / 'scgi'};\n"
+        "    upstream groundwork {\n"
+        f"{servers}"
+        "        keepalive 16;\n"
+        f"        keepalive_timeout {keepalive_timeout};\n"
+        "    }\n"
+        "    server {\n"
+        f"        listen 127.0.0.1:{port} ssl;\n"
+        f"        ssl_certificate {certificate};\n"
+        f"        ssl_certificate_key {key};\n"
+        f"        include {NGINX_DIR / 'groundwork-server.conf'};\n"
+        "    }\n"
+        "}\n"
+    )
+    argv = [
+        binary("nginx"),
+        "-p", str(directory),
+        "-c", str(directory / "nginx.conf"),
+        "-e", str(directory / "error.log"),
+        "-g", "daemon off;",
+    ]  # fmt: skip
+    server = start("nginx", argv, directory, port)
+    wait_for_port(server)
+    return server
