@@ -345,3 +345,22 @@ async def test_redirects_keep_https_behind_a_tls_terminating_proxy(database_url:
     assert behind_proxy.status_code == 307
     assert behind_proxy.headers["location"] == "https://testserver/api/v1/items"
     assert direct.headers["location"] == "http://testserver/api/v1/items"
+
+
+@pytest.mark.parametrize(("proto", "scheme"), [("https", "wss"), ("http", "ws")])
+async def test_a_websocket_behind_the_proxy_gets_its_scheme(proto: str, scheme: str) -> None:
+    seen: list[str] = []
+
+    async def record(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["scheme"])
+
+    app = ClientAddressMiddleware(record, trusted_proxies=[ip_network(PROXIES)])
+    scope = {
+        "type": "websocket",
+        "scheme": "ws",
+        "client": (PROXY, 5555),
+        "headers": [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", proto.encode())],
+    }
+    await app(scope, None, None)  # type: ignore[arg-type]
+
+    assert seen == [scheme]
