@@ -8,6 +8,7 @@ from typing import Any
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from app.core.config import Settings
@@ -20,6 +21,11 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+
+# One key for every `migrate` of this schema: a second run waits for the first,
+# then finds the schema at head and has nothing to do. Any fixed 64-bit number
+# works; this one is "groundwork" read as hex digits where it can be.
+MIGRATION_LOCK_KEY = 0x6702_0D40_0C4D_0001
 
 
 def _database_url() -> str:
@@ -45,9 +51,24 @@ def _configure(connection: Connection) -> None:
 
 
 def _run_sync(connection: Connection) -> None:
-    _configure(connection)
-    with context.begin_transaction():
-        context.run_migrations()
+    # PostgreSQL runs DDL in transactions, but two runs that both find an
+    # empty schema still race to create the same tables and one fails on a
+    # duplicate key. A session-level advisory lock, taken and committed
+    # before Alembic looks at the version table, makes them take turns.
+    # SQLite has one writer at a time anyway.
+    locked = connection.dialect.name == "postgresql"
+    if locked:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+    try:
+        _configure(connection)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if locked:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
 
 
 async def _run_online() -> None:

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # statement is ended on the server, where it holds locks and a backend,
     # instead of being abandoned by the request timeout. 0: the server's own.
     db_statement_timeout_seconds: float = Field(default=10.0, ge=0)
+    # PostgreSQL is reached through PgBouncer in transaction pooling, where
+    # consecutive transactions of one connection may run on different server
+    # connections: statements are prepared unnamed and never cached, and the
+    # statement timeout is set in each transaction instead of at connect
+    # (PgBouncer refuses it as a startup parameter).
+    db_pgbouncer: bool = False
 
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
     jwt_issuer: str = "groundwork"

@@ -51,8 +51,11 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
             options["connect_args"] = {
                 "timeout": settings.db_connect_timeout_seconds,
                 "server_settings": _postgres_server_settings(settings),
+                **_pgbouncer_connect_args(settings),
             }
         engine = create_async_engine(database_url, **options)
+        if settings.db_pgbouncer and database_url.get_backend_name() == "postgresql":
+            _time_out_each_transaction(engine, settings.db_statement_timeout_seconds)
     _mark_connect_failures(engine)
     _recognise_disconnects(engine)
     return engine
@@ -60,12 +63,47 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
 
 def _postgres_server_settings(settings: Settings) -> dict[str, str]:
     server_settings = {"application_name": "groundwork"}
-    if settings.db_statement_timeout_seconds > 0:
+    if settings.db_statement_timeout_seconds > 0 and not settings.db_pgbouncer:
         # Sent with the connection, so every statement of every session is
-        # bounded without a round trip; PostgreSQL takes milliseconds.
-        timeout_ms = max(1, round(settings.db_statement_timeout_seconds * 1000))
-        server_settings["statement_timeout"] = str(timeout_ms)
+        # bounded without a round trip.
+        server_settings["statement_timeout"] = str(
+            _milliseconds(settings.db_statement_timeout_seconds)
+        )
     return server_settings
+
+
+def _milliseconds(seconds: float) -> int:
+    # PostgreSQL takes milliseconds; 0 would mean "no timeout".
+    return max(1, round(seconds * 1000))
+
+
+def _pgbouncer_connect_args(settings: Settings) -> dict[str, Any]:
+    """Driver arguments for PgBouncer's transaction pooling; none without it.
+
+    A named prepared statement lives on one server connection, and the next
+    transaction may run on another, or another client may reuse the name on
+    this one. With both caches off (asyncpg's own and SQLAlchemy's), asyncpg
+    prepares each statement unnamed, inside the transaction that runs it.
+    """
+    if not settings.db_pgbouncer:
+        return {}
+    return {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+
+
+def _time_out_each_transaction(engine: AsyncEngine, timeout_seconds: float) -> None:
+    """Bound every statement when the timeout cannot be sent at connect.
+
+    `SET LOCAL` lasts until the end of the transaction, so it never leaks to
+    the next client of the same server connection; it costs one round trip
+    per transaction.
+    """
+    if timeout_seconds <= 0:
+        return
+    statement = f"SET LOCAL statement_timeout = {_milliseconds(timeout_seconds)}"
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql(statement)
 
 
 def _mark_connect_failures(engine: AsyncEngine) -> None:
@@ -170,6 +208,7 @@ def create_probe_engine(settings: Settings) -> AsyncEngine:
     elif database_url.get_backend_name() == "postgresql":
         connect_args["timeout"] = settings.health_check_timeout_seconds
         connect_args["server_settings"] = {"application_name": "groundwork-health"}
+        connect_args.update(_pgbouncer_connect_args(settings))
     return create_async_engine(
         database_url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args
     )

@@ -251,3 +251,116 @@ def test_trusted_proxies_are_read_comma_separated(database_url: str) -> None:
 def test_a_malformed_trusted_proxy_stops_start_up(database_url: str) -> None:
     with pytest.raises(ValueError, match="trusted_proxies"):
         make_settings(database_url, trusted_proxies="10.0.0.0/8, not-a-network")
+
+
+# --- the scheme the client used -----------------------------------------------------
+
+
+async def _echo_scheme(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": scope["scheme"].encode()})
+
+
+async def seen_scheme(
+    peer: str,
+    headers: Sequence[tuple[str, str]] = (),
+    *,
+    trusted: str = PROXIES,
+    header: str = "x-forwarded-for",
+) -> str:
+    """The scheme everything behind the middleware sees for a plain-HTTP request from `peer`."""
+    networks = [ip_network(part.strip()) for part in trusted.split(",") if part.strip()]
+    app = ClientAddressMiddleware(_echo_scheme, trusted_proxies=networks, header=header)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=app, client=(peer, 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.get("/", headers=list(headers))
+    return response.text
+
+
+async def test_a_trusted_proxy_says_the_client_used_https() -> None:
+    seen = await seen_scheme(
+        PROXY, [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")]
+    )
+
+    assert seen == "https"
+
+
+async def test_x_forwarded_proto_alone_from_a_trusted_proxy_is_believed() -> None:
+    assert await seen_scheme(PROXY, [("X-Forwarded-Proto", "HTTPS")]) == "https"
+
+
+async def test_an_untrusted_peer_cannot_set_the_scheme() -> None:
+    headers = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https")]
+
+    assert await seen_scheme("198.51.100.7", headers) == "http"
+    assert await seen_scheme(PROXY, headers, trusted="") == "http"
+
+
+async def test_an_unknown_scheme_is_ignored() -> None:
+    assert await seen_scheme(PROXY, [("X-Forwarded-Proto", "gopher")]) == "http"
+
+
+async def test_a_list_of_schemes_is_read_at_the_hop_that_met_the_client() -> None:
+    # The edge terminated TLS for the client, then spoke HTTP to an inner proxy.
+    headers = [("X-Forwarded-For", "203.0.113.9, 10.0.0.7"), ("X-Forwarded-Proto", "https, http")]
+
+    assert await seen_scheme(PROXY, headers) == "https"
+
+
+async def test_a_scheme_list_that_does_not_line_up_is_read_from_the_nearest_proxy() -> None:
+    # Anything the client wrote sits to the left; the rightmost value is the proxy's.
+    headers = [("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-Proto", "https, http")]
+
+    assert await seen_scheme(PROXY, headers) == "http"
+
+
+async def test_forwarded_proto_is_taken_from_the_element_that_names_the_client() -> None:
+    header = ("Forwarded", 'for=1.1.1.1;proto=http, for=203.0.113.9;proto=https, for="10.0.0.7"')
+
+    assert await seen_scheme(PROXY, [header], header="forwarded") == "https"
+
+
+async def test_forwarded_proto_from_an_untrusted_peer_is_ignored() -> None:
+    header = ("Forwarded", "for=203.0.113.9;proto=https")
+
+    assert await seen_scheme("198.51.100.7", [header], header="forwarded") == "http"
+
+
+async def test_x_forwarded_proto_is_ignored_when_forwarded_is_the_configured_header() -> None:
+    headers = [("Forwarded", "for=203.0.113.9"), ("X-Forwarded-Proto", "https")]
+
+    assert await seen_scheme(PROXY, headers, header="forwarded") == "http"
+
+
+async def test_redirects_keep_https_behind_a_tls_terminating_proxy(database_url: str) -> None:
+    application = create_app(make_settings(database_url, trusted_proxies=PROXIES))
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+
+    async with LifespanManager(application):
+        async with client_for(application, PROXY) as http:
+            behind_proxy = await http.get("/api/v1/items/", headers=headers)
+        async with client_for(application, "198.51.100.7") as http:
+            direct = await http.get("/api/v1/items/", headers=headers)
+
+    assert behind_proxy.status_code == 307
+    assert behind_proxy.headers["location"] == "https://testserver/api/v1/items"
+    assert direct.headers["location"] == "http://testserver/api/v1/items"
+
+
+@pytest.mark.parametrize(("proto", "scheme"), [("https", "wss"), ("http", "ws")])
+async def test_a_websocket_behind_the_proxy_gets_its_scheme(proto: str, scheme: str) -> None:
+    seen: list[str] = []
+
+    async def record(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["scheme"])
+
+    app = ClientAddressMiddleware(record, trusted_proxies=[ip_network(PROXIES)])
+    scope = {
+        "type": "websocket",
+        "scheme": "ws",
+        "client": (PROXY, 5555),
+        "headers": [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", proto.encode())],
+    }
+    await app(scope, None, None)  # type: ignore[arg-type]
+
+    assert seen == [scheme]
