@@ -90,7 +90,7 @@ def serve(settings: Settings) -> None:
 async def _with_users(settings: Settings, action: str, *args: str) -> str:
     """Run one account command through the same service the API uses."""
     from app.core.context import SYSTEM_CONTEXT
-    from app.core.resources import open_resources
+    from app.main import open_resources
     from app.users.service import UserService
 
     async with open_resources(settings) as resources, resources.sessionmaker() as session:

@@ -30,7 +30,7 @@ from app.core.ratelimit.lockout import Attempt, LockedOut
 from app.core.resources import Resources
 from app.core.security.opaque import digest, new_secret
 from app.core.security.password_policy import MAX_LENGTH, ensure_new_password
-from app.core.security.tokens import InvalidToken as InvalidAccessToken
+from app.core.security.tokens import InvalidAccessToken
 from app.db.types import utcnow
 from app.rbac.service import RbacService
 from app.users.schemas import UserCreate, UserRead
