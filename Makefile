@@ -48,10 +48,11 @@ test-faults: install ## fault tests on real processes: private PostgreSQL and Re
 test-browser: install ## /docs and /redoc in headless Chromium (apt-get install chromium)
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
-lint: install ## ruff (lint and format check) and mypy --strict
+lint: install ## ruff (lint and format check), mypy --strict, and the import layers of app/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -15,7 +15,6 @@ from app.api import health, metrics, v1
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
 from app.core.config import Settings
-from app.core.context import SYSTEM_CONTEXT
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
 from app.core.mail import create_mailer
@@ -31,7 +30,7 @@ from app.core.tracing import Tracing
 from app.db.engine import create_engine, create_probe_engine, create_sessionmaker
 from app.db.observe import observed_engine
 from app.db.tracing import traced_sql
-from app.users.service import UserService
+from app.users.service import OperatorService
 
 log = structlog.get_logger(__name__)
 # Closing a pool waits on its server; one that no longer answers must not hold
@@ -154,7 +153,7 @@ async def _ensure_first_admin(resources: Resources) -> None:
     if not settings.first_admin_email or settings.first_admin_password is None:
         return
     async with resources.sessionmaker() as session:
-        created = await UserService(session, resources, SYSTEM_CONTEXT).ensure_admin(
+        created = await OperatorService(session, resources).ensure_admin(
             settings.first_admin_email, settings.first_admin_password.get_secret_value()
         )
     log.info("app.first_admin", created=created)

@@ -12,8 +12,8 @@ from sqlalchemy import func, or_, select
 
 from app.audit.models import AuditEvent
 from app.core.resources import Resources
+from app.identity.models import User
 from app.items.models import Item
-from app.users.models import User
 from tests.conftest import PASSWORD, Account, AccountFactory, client_for
 
 ME = "/api/v1/users/me"

@@ -44,7 +44,7 @@ class Decision:
 class RateLimiter:
     """The named limits of rules.py over one storage, keyed by whatever strings a caller passes.
 
-    Routes count requests through app/api/ratelimit.py. The login lockout
+    Routes count requests through app/web/ratelimit.py. The login lockout
     keeps counters of its own (`lockout`), as a success must take back
     exactly the attempt it counted.
     """
