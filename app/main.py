@@ -57,7 +57,6 @@ def create_app(
                 observed_engine(resources.engine, settings, tracing),
                 _traced_probe(resources, tracing),
                 tracing.traced_redis(resources.redis),
-                tracing.traced_redis(resources.rate_limiter.redis_client),
             ):
                 await _ensure_first_admin(resources)
                 for caution in settings.production_cautions:
