@@ -51,10 +51,11 @@ test-browser: install ## /docs and /redoc in headless Chromium (apt-get install 
 test-lb: install ## nginx, PgBouncer, two replicas (needs TEST_DATABASE_URL, TEST_REDIS_URL)
 	$(PY) -m pytest -m lb $(PYTEST_ARGS)
 
-lint: install ## ruff (lint and format check) and mypy --strict
+lint: install ## ruff (lint and format check), mypy --strict, and the import layers of app/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 fmt: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .

@@ -89,21 +89,20 @@ def serve(settings: Settings) -> None:
 
 async def _with_users(settings: Settings, action: str, *args: str) -> str:
     """Run one account command through the same service the API uses."""
-    from app.core.context import SYSTEM_CONTEXT
-    from app.core.resources import open_resources
-    from app.users.service import UserService
+    from app.main import open_resources
+    from app.users.service import OperatorService
 
     async with open_resources(settings) as resources, resources.sessionmaker() as session:
-        users = UserService(session, resources, SYSTEM_CONTEXT)
+        users = OperatorService(session, resources)
         if action == "create-admin":
             email, password = args
             created = await users.ensure_admin(email, password)
             return "created" if created else "an account with that email already exists"
         if action == "set-password":
             email, password = args
-            await users.reset_password(email, password)
+            await users.set_password(email, password)
             return "password set; every session of the account has ended"
-        page = await users.list_page(cursor=None, limit=100)
+        page = await users.list_page(limit=100)
         lines = [
             f"{user.id}  {user.email}  {'active' if user.is_active else 'inactive'}  "
             f"{','.join(user.roles)}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -13,17 +15,27 @@ from app.api import health, metrics, v1
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
 from app.core.config import Settings
-from app.core.context import SYSTEM_CONTEXT
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
+from app.core.mail import create_mailer
 from app.core.middleware import build_middleware
-from app.core.resources import Resources, open_resources
+from app.core.pagination import CursorCodec
+from app.core.ratelimit import RateLimiter, rules_from
+from app.core.ratelimit.subjects import TokenSubjects
+from app.core.redis import create_redis
+from app.core.resources import Resources
+from app.core.security.passwords import PasswordHasher
+from app.core.security.tokens import AccessTokenCodec
 from app.core.tracing import Tracing
+from app.db.engine import create_engine, create_probe_engine, create_sessionmaker
 from app.db.observe import observed_engine
 from app.db.tracing import traced_sql
-from app.users.service import UserService
+from app.users.service import OperatorService
 
 log = structlog.get_logger(__name__)
+# Closing a pool waits on its server; one that no longer answers must not hold
+# the process past the grace period its orchestrator gives it.
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 def create_app(
@@ -45,7 +57,6 @@ def create_app(
                 observed_engine(resources.engine, settings, tracing),
                 _traced_probe(resources, tracing),
                 tracing.traced_redis(resources.redis),
-                tracing.traced_redis(resources.rate_limiter.redis_client),
             ):
                 await _ensure_first_admin(resources)
                 for caution in settings.production_cautions:
@@ -78,6 +89,54 @@ def create_app(
     return app
 
 
+@asynccontextmanager
+async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+    engine = create_engine(settings)
+    redis = create_redis(settings)
+    resources = Resources(
+        settings=settings,
+        engine=engine,
+        probe_engine=create_probe_engine(settings),
+        sessionmaker=create_sessionmaker(engine),
+        hasher=PasswordHasher(settings),
+        tokens=AccessTokenCodec(settings),
+        cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
+        mailer=create_mailer(settings),
+        redis=redis,
+        rate_limiter=RateLimiter(
+            redis,
+            rules_from(settings),
+            timeout_seconds=settings.rate_limit_storage_timeout_seconds,
+            fail_open=settings.rate_limit_fail_open,
+        ),
+        token_subjects=TokenSubjects(AccessTokenCodec(settings)),
+    )
+    try:
+        yield resources
+    finally:
+        resources.shutting_down = True
+        resources.hasher.close()
+        closing: dict[str, Awaitable[Any]] = {
+            "rate_limiter": resources.rate_limiter.aclose(),
+            "engine": engine.dispose(),
+            "probe_engine": resources.probe_engine.dispose(),
+        }
+        if redis is not None:
+            closing["redis"] = redis.aclose()
+        # Side by side, each bounded: one stuck pool neither delays nor skips the others.
+        await asyncio.gather(*(_close(name, step) for name, step in closing.items()))
+
+
+async def _close(name: str, step: Awaitable[Any]) -> None:
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+            await step
+    except TimeoutError:
+        log.warning("app.close_timed_out", resource=name, timeout_seconds=CLOSE_TIMEOUT_SECONDS)
+    except Exception as exc:
+        log.warning("app.close_failed", resource=name, error=type(exc).__name__)
+
+
 @contextmanager
 def _traced_probe(resources: Resources, tracing: Tracing) -> Iterator[None]:
     """The readiness check's SQL under its request's span; no pool, so no pool metrics."""
@@ -93,7 +152,7 @@ async def _ensure_first_admin(resources: Resources) -> None:
     if not settings.first_admin_email or settings.first_admin_password is None:
         return
     async with resources.sessionmaker() as session:
-        created = await UserService(session, resources, SYSTEM_CONTEXT).ensure_admin(
+        created = await OperatorService(session, resources).ensure_admin(
             settings.first_admin_email, settings.first_admin_password.get_secret_value()
         )
     log.info("app.first_admin", created=created)

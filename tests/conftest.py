@@ -33,12 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli import ALEMBIC_INI
 from app.core.config import Settings
-from app.core.context import SYSTEM_CONTEXT
 from app.core.resources import Resources
 from app.db.engine import create_engine
 from app.main import create_app
 from app.models import Base, Role
-from app.rbac.service import ADMIN_ROLE, MEMBER_ROLE, RbacService
+from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
 
 SEEDED_TABLES = {"roles", "role_permissions"}
 BUILTIN_ROLES = (ADMIN_ROLE, MEMBER_ROLE)
@@ -225,7 +224,7 @@ def make_account(client: httpx.AsyncClient, resources: Resources) -> AccountFact
         user_id = await register(client, email)
         if roles:
             async with resources.sessionmaker() as session:
-                rbac = RbacService(session, SYSTEM_CONTEXT)
+                rbac = RoleGrants(session)
                 for role in roles:
                     await rbac.assign_role(user_id, role)
                 await session.commit()

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from app.core.resources import Resources
-from app.users.models import User
+from app.identity.models import User
 from tests.conftest import AccountFactory, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

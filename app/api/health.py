@@ -9,13 +9,13 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from app.api.deps import ResourcesDep
 from app.api.openapi_edge import RETRY_AFTER
-from app.api.responses import problems
 from app.core.errors import ServiceUnavailable
 from app.core.redis import ping as redis_ping
 from app.core.resources import Resources
 from app.db.engine import ping
+from app.web.deps import ResourcesDep
+from app.web.responses import problems
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/health", tags=["health"])

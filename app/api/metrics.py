@@ -6,12 +6,12 @@ import hmac
 
 from fastapi import APIRouter, Request, Response
 
-from app.api.deps import SettingsDep
-from app.api.responses import problems
 from app.core.config import Settings
 from app.core.errors import Forbidden, Unauthorized
 from app.core.metrics import METRICS_PATH, render
 from app.core.networks import NetworkSet, parse_address
+from app.web.deps import SettingsDep
+from app.web.responses import problems
 
 router = APIRouter(tags=["operations"])
 

@@ -14,8 +14,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
-from app.api.ratelimit import RateLimit
 from app.core.errors import PROBLEM_MEDIA_TYPE, Problem
+from app.web.ratelimit import RateLimit
 
 _PROBLEM_REF = "#/components/schemas/Problem"
 _SECONDS = {"type": "integer", "minimum": 0}

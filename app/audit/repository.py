@@ -24,6 +24,9 @@ class AuditRepository:
         # Flushed with the action's own changes at commit: one transaction.
         self.session.add(event)
 
+    async def flush(self) -> None:
+        await self.session.flush()
+
     async def list_page(
         self,
         *,

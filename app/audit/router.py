@@ -5,18 +5,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from app.api.deps import RequestContextDep, ResourcesDep, SessionDep, require
-from app.api.responses import AUTHENTICATED, VALIDATED, problems
 from app.audit.schemas import AuditAction, AuditEventRead
 from app.audit.service import AuditService
 from app.core.authz import Permission, Principal
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+from app.web.deps import ResourcesDep, SessionDep, require
+from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/audit-events", tags=["audit"])
 
 
-def get_audit_service(session: SessionDep, context: RequestContextDep) -> AuditService:
-    return AuditService(session, context)
+async def get_audit_service(session: SessionDep, resources: ResourcesDep) -> AuditService:
+    return AuditService(session, resources.cursors)
 
 
 AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
@@ -27,7 +27,6 @@ Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
 async def list_audit_events(
     _: Auditor,
     service: AuditServiceDep,
-    resources: ResourcesDep,
     action: Annotated[AuditAction | None, Query()] = None,
     actor_id: Annotated[uuid.UUID | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
@@ -35,7 +34,6 @@ async def list_audit_events(
 ) -> Page[AuditEventRead]:
     """The audit trail, newest first, filterable by action and actor."""
     return await service.list_page(
-        resources.cursors,
         action=action.value if action else None,
         actor_id=actor_id,
         cursor=cursor,

@@ -1,84 +1,34 @@
-"""The audit trail: written inside the caller's transaction, never on its own.
-
-An action that rolls back takes its event with it; an action that commits
-cannot lose its event. Callers own the commit.
-"""
+"""Reading the audit trail (writing it is `AuditTrail`'s, inside each action's transaction)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.models import AuditEvent
 from app.audit.repository import AuditRepository
-from app.audit.schemas import AuditAction, AuditEventRead
-from app.core.context import RequestContext
+from app.audit.schemas import AuditEventRead
 from app.core.pagination import CursorCodec, Page
 
 
 class AuditService:
-    def __init__(self, session: AsyncSession, context: RequestContext) -> None:
+    def __init__(self, session: AsyncSession, cursors: CursorCodec) -> None:
         self.events = AuditRepository(session)
-        self.context = context
-
-    def record(
-        self,
-        action: AuditAction,
-        *,
-        actor_id: uuid.UUID | None,
-        target_type: str | None = None,
-        target_id: uuid.UUID | str | None = None,
-        details: dict[str, Any] | None = None,
-        with_origin: bool = True,
-    ) -> None:
-        """Add an event to the caller's transaction; `with_origin=False` leaves out ip and agent."""
-        self.events.add(
-            AuditEvent(
-                action=action.value,
-                actor_id=actor_id,
-                target_type=target_type,
-                target_id=str(target_id) if target_id is not None else None,
-                ip=self.context.ip if with_origin else None,
-                user_agent=self.context.user_agent if with_origin else None,
-                request_id=self.context.request_id,
-                details=details or {},
-            )
-        )
+        self.cursors = cursors
 
     async def list_page(
         self,
-        cursors: CursorCodec,
         *,
         action: str | None,
         actor_id: uuid.UUID | None,
         cursor: str | None,
         limit: int,
     ) -> Page[AuditEventRead]:
-        after = cursors.decode(cursor) if cursor else None
+        after = self.cursors.decode(cursor) if cursor else None
         rows, position = await self.events.list_page(
             action=action, actor_id=actor_id, after=after, limit=limit
         )
         return Page[AuditEventRead](
             items=[AuditEventRead.model_validate(row) for row in rows],
-            next_cursor=cursors.encode(position) if position else None,
+            next_cursor=self.cursors.encode(position) if position else None,
         )
-
-    async def for_subject(self, user_id: uuid.UUID) -> list[AuditEventRead]:
-        """Events about a user, as that user may see them.
-
-        Where someone else acted (an admin, or an unknown party such as a
-        stranger guessing the password), the origin is that party's personal
-        data, not the user's: ip and user agent are left out.
-        """
-        events = [AuditEventRead.model_validate(e) for e in await self.events.about_user(user_id)]
-        return [
-            event
-            if event.actor_id == user_id
-            else event.model_copy(update={"ip": None, "user_agent": None})
-            for event in events
-        ]
-
-    async def scrub_user(self, user_id: uuid.UUID) -> None:
-        await self.events.scrub_user(user_id)

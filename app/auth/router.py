@@ -5,21 +5,56 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Depends, Form, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from app.api.deps import AuthServiceDep, CurrentPrincipal, ResourcesDep
-from app.api.ratelimit import rate_limit
-from app.api.responses import VALIDATED, problems
+from app.auth.login import LoginService
+from app.auth.password_reset import PasswordResetService
+from app.auth.registration import RegistrationService
 from app.auth.schemas import (
     PasswordResetConfirm,
     PasswordResetRequest,
     RefreshRequest,
     TokenPair,
 )
+from app.auth.tokens import TokenService
 from app.core.mail import deliver
 from app.core.ratelimit import LimitName
-from app.users.models import EMAIL_MAX_LENGTH
+from app.identity.models import EMAIL_MAX_LENGTH
 from app.users.schemas import UserCreate, UserRead
+from app.web.deps import CurrentPrincipal, RequestContextDep, ResourcesDep, SessionDep
+from app.web.ratelimit import rate_limit
+from app.web.responses import VALIDATED, problems
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+# One service per use case: a request builds only the one it calls.
+async def get_registration_service(
+    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
+) -> RegistrationService:
+    return RegistrationService(session, resources, context)
+
+
+async def get_login_service(
+    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
+) -> LoginService:
+    return LoginService(session, resources, context)
+
+
+async def get_token_service(
+    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
+) -> TokenService:
+    return TokenService(session, resources, context)
+
+
+async def get_password_reset_service(
+    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
+) -> PasswordResetService:
+    return PasswordResetService(session, resources, context)
+
+
+RegistrationServiceDep = Annotated[RegistrationService, Depends(get_registration_service)]
+LoginServiceDep = Annotated[LoginService, Depends(get_login_service)]
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+PasswordResetServiceDep = Annotated[PasswordResetService, Depends(get_password_reset_service)]
 
 
 class PasswordForm(OAuth2PasswordRequestForm):
@@ -54,7 +89,7 @@ class PasswordForm(OAuth2PasswordRequestForm):
     responses=problems(*VALIDATED, 403, 409),
     dependencies=[rate_limit(LimitName.REGISTER)],
 )
-async def register(data: UserCreate, service: AuthServiceDep) -> UserRead:
+async def register(data: UserCreate, service: RegistrationServiceDep) -> UserRead:
     return await service.register(data)
 
 
@@ -64,7 +99,7 @@ async def register(data: UserCreate, service: AuthServiceDep) -> UserRead:
     dependencies=[rate_limit(LimitName.LOGIN)],
 )
 async def issue_token(
-    form: Annotated[PasswordForm, Depends()], service: AuthServiceDep
+    form: Annotated[PasswordForm, Depends()], service: LoginServiceDep
 ) -> TokenPair:
     """OAuth2 password flow: `username` is the email. Swagger's Authorize uses it."""
     return await service.login(form.username, form.password)
@@ -75,19 +110,19 @@ async def issue_token(
     responses=problems(*VALIDATED, 401),
     dependencies=[rate_limit(LimitName.REFRESH)],
 )
-async def refresh(data: RefreshRequest, service: AuthServiceDep) -> TokenPair:
+async def refresh(data: RefreshRequest, service: TokenServiceDep) -> TokenPair:
     """Spend a refresh token for a new pair. A spent token presented again ends its session."""
     return await service.refresh(data.refresh_token)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problems(*VALIDATED))
-async def logout(data: RefreshRequest, service: AuthServiceDep) -> None:
+async def logout(data: RefreshRequest, service: TokenServiceDep) -> None:
     """End the session of this refresh token. Unknown tokens are accepted silently."""
     await service.logout(data.refresh_token)
 
 
 @router.post("/logout-all", status_code=status.HTTP_204_NO_CONTENT, responses=problems(401))
-async def logout_all(principal: CurrentPrincipal, service: AuthServiceDep) -> None:
+async def logout_all(principal: CurrentPrincipal, service: TokenServiceDep) -> None:
     """End every session of the caller, this one included."""
     await service.logout_all(principal)
 
@@ -100,12 +135,12 @@ async def logout_all(principal: CurrentPrincipal, service: AuthServiceDep) -> No
 )
 async def request_password_reset(
     data: PasswordResetRequest,
-    service: AuthServiceDep,
+    service: PasswordResetServiceDep,
     resources: ResourcesDep,
     background: BackgroundTasks,
 ) -> None:
     """Always 202: the answer does not say whether the email has an account."""
-    mail = await service.request_password_reset(data.email)
+    mail = await service.request(data.email)
     if mail is not None:
         # Sent after the answer, so its latency does not reveal the account either.
         background.add_task(deliver, resources.mailer, mail)
@@ -117,5 +152,7 @@ async def request_password_reset(
     responses=problems(*VALIDATED, 400),
     dependencies=[rate_limit(LimitName.PASSWORD_RESET)],
 )
-async def confirm_password_reset(data: PasswordResetConfirm, service: AuthServiceDep) -> None:
-    await service.confirm_password_reset(data)
+async def confirm_password_reset(
+    data: PasswordResetConfirm, service: PasswordResetServiceDep
+) -> None:
+    await service.confirm(data)

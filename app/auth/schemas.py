@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.users.schemas import Email, NewPassword
+from app.identity.fields import Email, NewPassword
 
 # Opaque tokens are 43 characters; the bound only stops absurd input early.
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=256)]

@@ -108,7 +108,6 @@ class Settings(BaseSettings):
     login_lockout_account: str = "5/15 minutes"
     login_lockout_client: str = "50/15 minutes"
     rate_limit_strategy: RateLimitStrategy = "sliding-window-counter"
-    rate_limit_login_strategy: RateLimitStrategy = "moving-window"
     rate_limit_storage_timeout_seconds: float = Field(default=0.5, gt=0)
     rate_limit_fail_open: bool = True
 

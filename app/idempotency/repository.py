@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -44,3 +45,10 @@ class IdempotencyRepository:
                 IdempotencyRecord.created_at < cutoff,
             )
         )
+
+    async def complete(
+        self, record: IdempotencyRecord, *, status: int, body: dict[str, Any]
+    ) -> None:
+        record.response_status = status
+        record.response_body = body
+        await self.session.flush()

@@ -35,8 +35,8 @@ class StoredResponse:
     body: dict[str, Any]
 
 
-class IdempotencyService:
-    """Used inside another service's unit of work; it never commits."""
+class IdempotencyKeys:
+    """Joins the caller's transaction (the effect's own); never commits."""
 
     def __init__(self, session: AsyncSession, *, ttl_seconds: int) -> None:
         self.records = IdempotencyRepository(session)
@@ -62,7 +62,8 @@ class IdempotencyService:
             )
         return StoredResponse(status=existing.response_status, body=existing.response_body)
 
-    @staticmethod
-    def complete(record: IdempotencyRecord, *, status: int, body: dict[str, Any]) -> None:
-        record.response_status = status
-        record.response_body = body
+    async def complete(
+        self, record: IdempotencyRecord, *, status: int, body: dict[str, Any]
+    ) -> None:
+        """Store the first answer, to be committed with the effect it describes."""
+        await self.records.complete(record, status=status, body=body)

@@ -58,6 +58,16 @@ class ItemRepository:
         await self.session.flush()
         return item
 
+    async def update(self, item: Item, changes: dict[str, object]) -> None:
+        """Write `changes`; StaleDataError when another update landed since the item was read.
+
+        The version column is in the UPDATE's WHERE clause (version_id_col),
+        so a concurrent write is detected by the database, not by a re-read.
+        """
+        for column, value in changes.items():
+            setattr(item, column, value)
+        await self.session.flush()
+
     async def delete(self, item: Item) -> None:
         await self.session.delete(item)
         await self.session.flush()

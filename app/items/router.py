@@ -5,19 +5,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from app.api.deps import ResourcesDep, SessionDep, require
-from app.api.responses import AUTHENTICATED, VALIDATED, problems
 from app.core.authz import Permission, Principal
 from app.core.etags import is_current_copy
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from app.idempotency.models import KEY_MAX_LENGTH
 from app.items.schemas import ItemCreate, ItemRead, ItemUpdate
 from app.items.service import ItemService, item_etag
+from app.web.deps import ResourcesDep, SessionDep, require
+from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 
-def get_item_service(session: SessionDep, resources: ResourcesDep) -> ItemService:
+async def get_item_service(session: SessionDep, resources: ResourcesDep) -> ItemService:
     return ItemService(session, resources)
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,7 @@ from app.core.etags import is_stale_edit, make_etag
 from app.core.pagination import Page
 from app.core.resources import Resources
 from app.idempotency.models import IdempotencyRecord
-from app.idempotency.service import IdempotencyService, StoredResponse, fingerprint
+from app.idempotency.service import IdempotencyKeys, StoredResponse, fingerprint
 from app.items.models import Item
 from app.items.repository import ItemRepository
 from app.items.schemas import ItemCreate, ItemRead, ItemUpdate
@@ -34,12 +35,19 @@ class Created:
 
 
 class ItemService:
+    """The item use cases; each that writes commits before it returns."""
+
     def __init__(self, session: AsyncSession, resources: Resources) -> None:
         self.session = session
+        self.resources = resources
         self.items = ItemRepository(session)
         self.cursors = resources.cursors
-        self.idempotency = IdempotencyService(
-            session, ttl_seconds=resources.settings.idempotency_ttl_seconds
+
+    # Built on first use: only a create with an Idempotency-Key needs it.
+    @cached_property
+    def idempotency(self) -> IdempotencyKeys:
+        return IdempotencyKeys(
+            self.session, ttl_seconds=self.resources.settings.idempotency_ttl_seconds
         )
 
     async def create(
@@ -63,7 +71,7 @@ class ItemService:
         )
         read = ItemRead.model_validate(item)
         if claim is not None:
-            self.idempotency.complete(claim, status=201, body=read.model_dump(mode="json"))
+            await self.idempotency.complete(claim, status=201, body=read.model_dump(mode="json"))
         await self.session.commit()
         log.info("item.created", item_id=str(item.id))
         return Created(read, replayed=False)
@@ -92,10 +100,8 @@ class ItemService:
         self, principal: Principal, item_id: uuid.UUID, data: ItemUpdate, *, if_match: str | None
     ) -> ItemRead:
         item = await self._writable(principal, item_id, if_match=if_match)
-        for field, value in data.model_dump(exclude_unset=True).items():
-            setattr(item, field, value)
         try:
-            await self.session.flush()
+            await self.items.update(item, data.model_dump(exclude_unset=True))
         except StaleDataError as exc:
             # Someone else's update landed between our read and our write.
             raise PreconditionFailed("The item changed while it was being updated.") from exc

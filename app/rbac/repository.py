@@ -6,8 +6,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.rbac.models import Role, RolePermission, UserRole
-from app.users.models import User
+from app.identity.models import Role, RolePermission, User, UserRole
 
 
 class RoleRepository:

@@ -4,17 +4,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from app.api.deps import RequestContextDep, SessionDep, require
-from app.api.responses import AUTHENTICATED, VALIDATED, problems
 from app.core.authz import Permission, Principal
 from app.core.text import NUL_FREE
 from app.rbac.schemas import RoleCreate, RoleRead, RoleUpdate
 from app.rbac.service import RbacService
+from app.web.deps import RequestContextDep, SessionDep, require
+from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/roles", tags=["roles"])
 
 
-def get_rbac_service(session: SessionDep, context: RequestContextDep) -> RbacService:
+async def get_rbac_service(session: SessionDep, context: RequestContextDep) -> RbacService:
     return RbacService(session, context)
 
 

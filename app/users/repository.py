@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import Position
 from app.db.pagination import keyset_page
-from app.users.models import User
+from app.identity.models import User
 
 
 class UserRepository:
@@ -46,6 +46,11 @@ class UserRepository:
         self.session.add(user)
         await self.session.flush()
         return user
+
+    async def update(self, user: User, **changes: object) -> None:
+        for column, value in changes.items():
+            setattr(user, column, value)
+        await self.session.flush()
 
     async def delete(self, user: User) -> None:
         await self.session.delete(user)

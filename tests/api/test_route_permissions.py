@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.api.deps import get_principal
 from app.core.authz import Permission
+from app.web.deps import get_principal
 from tests.conftest import AccountFactory
 
 API_PREFIX = "/api/v1"
@@ -114,7 +114,7 @@ def test_the_walk_sees_every_feature_router(app: FastAPI) -> None:
 def test_every_route_is_public_self_service_or_requires_a_permission(app: FastAPI) -> None:
     """A route added without `require(Permission...)` fails here.
 
-    Make it depend on `require(<permission>)` (see `app/api/deps.py`), or, if it
+    Make it depend on `require(<permission>)` (see `app/web/deps.py`), or, if it
     really is meant for anonymous callers or for a user's own account, add it
     to PUBLIC or SELF_SERVICE above, where a reviewer will see it.
     """

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from app.core.resources import Resources
-from app.users.models import User
+from app.identity.models import User
 from tests.conftest import AccountFactory
 
 TOKEN = "/api/v1/auth/token"

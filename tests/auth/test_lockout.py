@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.audit.models import AuditEvent
 from app.core.resources import Resources
-from app.users.models import EMAIL_MAX_LENGTH
+from app.identity.models import EMAIL_MAX_LENGTH
 from tests.conftest import PASSWORD, AccountFactory, client_for, register
 
 TOKEN = "/api/v1/auth/token"

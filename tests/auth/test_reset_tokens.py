@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.core.mail import MemoryMailer
 from app.core.resources import Resources
-from app.users.models import User
+from app.identity.models import User
 from tests.conftest import PASSWORD, AccountFactory, login
 from tests.test_cli import run_cli
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.core.resources import Resources
 from app.core.security.tokens import ALGORITHM
-from app.users.models import User
+from app.identity.models import User
 from tests.conftest import PASSWORD, AccountFactory, login, register
 
 REGISTER = "/api/v1/auth/register"

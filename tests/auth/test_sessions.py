@@ -10,10 +10,10 @@ import httpx
 from sqlalchemy import select, update
 
 from app.audit.models import AuditEvent
-from app.auth.models import PasswordResetToken
 from app.core.mail import MemoryMailer
 from app.core.resources import Resources
 from app.db.types import utcnow
+from app.identity.models import PasswordResetToken
 from tests.conftest import PASSWORD, AccountFactory, register
 
 TOKEN = "/api/v1/auth/token"
@@ -136,13 +136,13 @@ async def test_unknown_or_malformed_refresh_tokens_are_refused(
 async def test_an_expired_session_cannot_refresh(
     client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
 ) -> None:
-    from app.auth.models import AuthSession
+    from app.identity.models import LoginSession
 
     account = await make_account()
     pair = await log_in(client, account.email)
     async with resources.sessionmaker() as session:
         await session.execute(
-            update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1))
+            update(LoginSession).values(expires_at=utcnow() - timedelta(seconds=1))
         )
         await session.commit()
 

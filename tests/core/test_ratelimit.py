@@ -14,8 +14,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from limits import parse
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import STRATEGIES
+from limits.aio.strategies import RateLimiter as LimitsStrategy
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
@@ -23,8 +25,7 @@ from app.core.errors import problem_type
 from app.core.ratelimit import LimitName, client_key
 from app.core.ratelimit.guard import FAILURES_BEFORE_PAUSE, PAUSE_SECONDS, StorageGuard
 from app.core.ratelimit.lockout import LockedOut, LoginLockout, MemoryCounters, Window
-from app.core.ratelimit.redis_window import RedisSlidingWindow
-from app.core.ratelimit.storage import KEY_PREFIX, create_storage
+from app.core.ratelimit.redis_window import KEY_PREFIX, RedisWindows
 from app.core.ratelimit.subjects import TokenSubjects
 from app.core.resources import Resources
 from app.core.security.tokens import AccessTokenCodec
@@ -483,72 +484,118 @@ async def test_security_limits_count_in_the_process_when_redis_is_stopped_or_hun
     assert [answer.status_code for answer in registers][-1] == 429
 
 
-# --- the one-round-trip sliding window on Redis ----------------------------------
+# --- the one-round-trip windows on Redis -------------------------------------------
+
+# limits' own counters, for reference, under a prefix of their own on the same Redis.
+REFERENCE_PREFIX = "reference"
+SLIDING = "sliding-window-counter"
+Windows = tuple[RedisWindows, Redis]
 
 
 @pytest.fixture
-async def windows(
-    redis_only: str,
-) -> AsyncIterator[tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis]]:
-    """The app's one-trip window and limits' own strategy, on the same Redis and keys."""
+async def windows(redis_only: str) -> AsyncIterator[Windows]:
+    """The app's Redis windows, and the Redis they count in."""
     redis = Redis.from_url(redis_only)
     try:
-        strategy = SlidingWindowCounterRateLimiter(create_storage(redis))
-        yield RedisSlidingWindow(redis, KEY_PREFIX), strategy, redis
+        yield RedisWindows(redis, KEY_PREFIX), redis
     finally:
         await redis.aclose()
 
 
-async def test_the_one_trip_window_counts_and_reports_as_limits_does(
-    windows: tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis],
-) -> None:
-    one_trip, strategy, redis = windows
+def reference(redis: Redis, strategy: str) -> LimitsStrategy:
+    """limits' own strategy over Redis: the answers the app's scripts must give."""
+    storage = RedisStorage(
+        "async+redis://",
+        implementation="redispy",
+        key_prefix=REFERENCE_PREFIX,
+        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+    )
+    build: Callable[[RedisStorage], LimitsStrategy] = STRATEGIES[strategy]
+    return build(storage)
+
+
+Row = tuple[bool, int, float]
+
+
+async def both(
+    ours: RedisWindows, theirs: LimitsStrategy, strategy: Any, item: RateLimitItem, turns: int
+) -> tuple[list[Row], list[Row]]:
+    our_rows, their_rows = [], []
+    for _ in range(turns):
+        allowed, stats = await ours.hit(strategy, item, "ours")
+        our_rows.append((allowed, stats.remaining, stats.reset_time))
+        allowed = await theirs.hit(item, "theirs")
+        stats = await theirs.get_window_stats(item, "theirs")
+        their_rows.append((allowed, stats.remaining, stats.reset_time))
+    return our_rows, their_rows
+
+
+def comparable(rows: list[Row]) -> list[tuple[bool, int]]:
+    return [(allowed, remaining) for allowed, remaining, _ in rows]
+
+
+def same_resets(ours: list[Row], theirs: list[Row], item: RateLimitItem) -> bool:
+    # Within a second, read around the window: limits says "now" where a
+    # fresh sliding window's ttl is exactly two windows, the app says "in one window".
+    window = item.get_expiry()
+    return all(
+        abs((a[2] - b[2] + window / 2) % window - window / 2) < 1
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+async def test_the_one_trip_window_counts_and_reports_as_limits_does(windows: Windows) -> None:
+    ours, redis = windows
+    theirs = reference(redis, SLIDING)
     item = parse("5/minute")
 
-    async def both(
-        turns: int,
-    ) -> tuple[list[tuple[bool, int, float]], list[tuple[bool, int, float]]]:
-        ours, theirs = [], []
-        for _ in range(turns):
-            allowed, stats = await one_trip.hit(item, "ours")
-            ours.append((allowed, stats.remaining, stats.reset_time))
-            allowed = await strategy.hit(item, "theirs")
-            stats = await strategy.get_window_stats(item, "theirs")
-            theirs.append((allowed, stats.remaining, stats.reset_time))
-        return ours, theirs
-
-    def comparable(rows: list[tuple[bool, int, float]]) -> list[tuple[bool, int]]:
-        return [(allowed, remaining) for allowed, remaining, _ in rows]
-
-    def same_resets(
-        ours: list[tuple[bool, int, float]], theirs: list[tuple[bool, int, float]]
-    ) -> bool:
-        # Within a second, read around the window: limits says "now" where a
-        # fresh window's ttl is exactly two windows, the one-trip window says
-        # "in one window".
-        window = item.get_expiry()
-        return all(
-            abs((a[2] - b[2] + window / 2) % window - window / 2) < 1
-            for a, b in zip(ours, theirs, strict=True)
-        )
-
-    ours, theirs = await both(7)
+    mine, limits_rows = await both(ours, theirs, SLIDING, item, 7)
     assert (
-        comparable(ours)
-        == comparable(theirs)
+        comparable(mine)
+        == comparable(limits_rows)
         == [(True, 4), (True, 3), (True, 2), (True, 1), (True, 0), (False, 0), (False, 0)]
     )
-    assert same_resets(ours, theirs)
+    assert same_resets(mine, limits_rows, item)
 
     # Half a window later: the full window becomes the previous one, weighted by half.
-    for key in (item.key_for("ours"), item.key_for("theirs")):
-        await redis.pexpire(f"{KEY_PREFIX}:{{{key}}}", 30_000)
-    ours, theirs = await both(4)
-    assert comparable(ours) == comparable(theirs) == [(True, 2), (True, 1), (True, 0), (False, 0)]
-    assert same_resets(ours, theirs)
+    await redis.pexpire(ours.keys(SLIDING, item, "ours")[-1], 30_000)
+    await redis.pexpire(f"{REFERENCE_PREFIX}:{{{item.key_for('theirs')}}}", 30_000)
+    mine, limits_rows = await both(ours, theirs, SLIDING, item, 4)
+    assert (
+        comparable(mine) == comparable(limits_rows) == [(True, 2), (True, 1), (True, 0), (False, 0)]
+    )
+    assert same_resets(mine, limits_rows, item)
 
 
-async def test_what_the_one_trip_window_counts_limits_reads_and_clears(
+@pytest.mark.parametrize("strategy", ["moving-window", "fixed-window"])
+async def test_the_other_windows_count_read_and_clear_as_limits_does(
+    windows: Windows, strategy: str
+) -> None:
+    ours, redis = windows
+    theirs = reference(redis, strategy)
+    item = parse("5/minute")
+
+    mine, limits_rows = await both(ours, theirs, strategy, item, 7)
+    our_peek, our_peek_stats = await ours.test(strategy, item, "ours")
+    their_peek = await theirs.test(item, "theirs")
+    their_peek_stats = await theirs.get_window_stats(item, "theirs")
+    await ours.clear(strategy, item, "ours")
+    await theirs.clear(item, "theirs")
+    mine_again, limits_again = await both(ours, theirs, strategy, item, 1)
+
+    assert (
+        comparable(mine)
+        == comparable(limits_rows)
+        == [(True, 4), (True, 3), (True, 2), (True, 1), (True, 0), (False, 0), (False, 0)]
+    )
+    assert same_resets(mine, limits_rows, item)
+    assert (our_peek, our_peek_stats.remaining) == (their_peek, their_peek_stats.remaining)
+    assert our_peek is False
+    assert comparable(mine_again) == comparable(limits_again) == [(True, 4)]
+    assert [key async for key in redis.scan_iter(match=f"{REFERENCE_PREFIX}:*")] != []
+
+
+async def test_what_the_one_trip_window_counts_it_reads_and_clears(
     build: AppFactory, redis_only: str
 ) -> None:
     application = build(redis_url=redis_only, rate_limit_default="5/minute")
@@ -564,34 +611,47 @@ async def test_what_the_one_trip_window_counts_limits_reads_and_clears(
     assert after_clear.remaining == 4
 
 
+async def test_every_counter_in_redis_is_under_the_apps_own_prefix(
+    build: AppFactory, redis_only: str, redis_client: Redis
+) -> None:
+    application = build(redis_url=redis_only)
+    async with serving(application) as http:
+        await http.get(ITEMS)
+        await http.post("/api/v1/auth/token", data={"username": "a@example.com", "password": "x"})
+
+    keys = [key.decode() async for key in redis_client.scan_iter(match="*")]
+    assert keys
+    assert all(key.startswith(f"{KEY_PREFIX}:") for key in keys), keys
+
+
 async def test_the_one_trip_window_survives_redis_forgetting_its_script(
-    windows: tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis],
+    windows: Windows,
 ) -> None:
     # A restarted or failed-over Redis has no scripts loaded: the next call loads it again.
-    one_trip, _, redis = windows
+    one_trip, redis = windows
     item = parse("5/minute")
-    first = await one_trip.hit(item, "k")
+    first = await one_trip.hit(SLIDING, item, "k")
 
     await redis.script_flush()
-    second = await one_trip.hit(item, "k")
+    second = await one_trip.hit(SLIDING, item, "k")
 
     assert (first[0], first[1].remaining) == (True, 4)
     assert (second[0], second[1].remaining) == (True, 3)
 
 
 async def test_a_refused_request_is_not_counted_and_waits_for_the_window(
-    windows: tuple[RedisSlidingWindow, SlidingWindowCounterRateLimiter, Redis],
+    windows: Windows,
 ) -> None:
-    one_trip, strategy, _ = windows
+    one_trip, _ = windows
     item = parse("2/minute")
 
-    first, first_stats = await one_trip.hit(item, "k")
-    answers = [first] + [(await one_trip.hit(item, "k"))[0] for _ in range(2)]
-    allowed, refused = await one_trip.hit(item, "k")
+    first, first_stats = await one_trip.hit(SLIDING, item, "k")
+    answers = [first] + [(await one_trip.hit(SLIDING, item, "k"))[0] for _ in range(2)]
+    allowed, refused = await one_trip.hit(SLIDING, item, "k")
     answers.append(allowed)
-    stats = await strategy.get_window_stats(item, "k")
-    await strategy.clear(item, "k")
-    again, again_stats = await one_trip.hit(item, "k")
+    _, stats = await one_trip.test(SLIDING, item, "k")
+    await one_trip.clear(SLIDING, item, "k")
+    again, again_stats = await one_trip.hit(SLIDING, item, "k")
 
     assert answers == [True, True, False, False]
     assert stats.remaining == 0

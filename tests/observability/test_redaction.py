@@ -21,12 +21,12 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from sqlalchemy import select, text
 
-from app.api.deps import SessionDep
 from app.core.config import Settings
 from app.core.mail import MemoryMailer
 from app.core.redaction import REDACTED, Redactor
+from app.identity.models import User
 from app.main import create_app
-from app.users.models import User
+from app.web.deps import SessionDep
 from tests.conftest import client_for
 from tests.observability.conftest import LogLines
 

@@ -12,9 +12,8 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
 from app.core.resources import Resources
+from app.identity.models import Role, User, UserRole
 from app.items.models import Item
-from app.rbac.models import Role, UserRole
-from app.users.models import User
 from tests.conftest import PASSWORD, Account, AccountFactory
 
 USERS = "/api/v1/users"

@@ -1,6 +1,8 @@
 """The rate limiter: named limits counted in shared storage, with a policy for when it fails.
 
-Built on the async API of `limits`. Each call is bounded by
+In Redis, every limit is counted by the scripts of redis_window.py, on the
+app's own client, over keys of their own; in process memory, by the async
+API of `limits` (which also parses the settings' "10/minute"). Each call is bounded by
 RATE_LIMIT_STORAGE_TIMEOUT_SECONDS; a storage that errs or is slow never
 turns a request into a 500. The default limit then follows
 RATE_LIMIT_FAIL_OPEN (let the request through uncounted, or refuse it with
@@ -18,18 +20,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import STRATEGIES
 from limits.aio.strategies import RateLimiter as Strategy
+from limits.util import WindowStats
 from redis.asyncio import Redis
 
 from app.core.errors import ServiceUnavailable
 from app.core.ratelimit.guard import PAUSE_SECONDS, StorageGuard
 from app.core.ratelimit.lockout import LoginLockout
 from app.core.ratelimit.metrics import LOCAL_FALLBACKS
-from app.core.ratelimit.redis_window import RedisSlidingWindow
+from app.core.ratelimit.redis_window import KEY_PREFIX, RedisWindows
 from app.core.ratelimit.rules import LimitName, Rule
-from app.core.ratelimit.storage import KEY_PREFIX, close_storage, create_storage, redis_client_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,7 @@ class Decision:
 class RateLimiter:
     """The named limits of rules.py over one storage, keyed by whatever strings a caller passes.
 
-    Routes count requests through app/api/ratelimit.py. The login lockout
+    Routes count requests through app/web/ratelimit.py. The login lockout
     keeps counters of its own (`lockout`), as a success must take back
     exactly the attempt it counted.
     """
@@ -58,28 +60,13 @@ class RateLimiter:
         fail_open: bool,
     ) -> None:
         """Counters in `redis` when given, else in this process."""
-        self._storage = storage = create_storage(redis)
         self._rules = dict(rules)
-        self._strategies = _strategies_over(storage, self._rules.values())
-        # Where the limits that are never skipped count while the storage is
-        # out; with no Redis the storage is this process already.
-        self._local: dict[str, Strategy] = {}
-        self._local_storage: MemoryStorage | None = None
-        if redis is not None:
-            self._local_storage = MemoryStorage()
-            self._local = _strategies_over(
-                self._local_storage, (rule for rule in self._rules.values() if rule.never_skipped)
-            )
-        # Counting and reporting in one round trip where it is on offer: the
-        # default strategy on Redis. Elsewhere limits takes a trip for each.
-        self._one_trip: dict[LimitName, RedisSlidingWindow] = {}
-        if redis is not None:
-            window = RedisSlidingWindow(redis, KEY_PREFIX)
-            self._one_trip = {
-                name: window
-                for name, rule in self._rules.items()
-                if rule.strategy == "sliding-window-counter"
-            }
+        self._redis = redis
+        self._shared = RedisWindows(redis, KEY_PREFIX) if redis is not None else None
+        # With no Redis, where every limit counts. With Redis, where the limits
+        # that are never skipped count as well, and alone while Redis is out.
+        self._memory = MemoryStorage()
+        self._in_process = _strategies_over(self._memory, self._rules.values())
         self._guard = StorageGuard(timeout_seconds=timeout_seconds)
         self._fail_open = fail_open
         self.lockout = LoginLockout(
@@ -91,8 +78,8 @@ class RateLimiter:
 
     @property
     def redis_client(self) -> Redis | None:
-        """The Redis client counting the limits, when the storage is Redis."""
-        return redis_client_of(self._storage)
+        """The Redis client counting the limits: the app's own, when it has one."""
+        return self._redis
 
     def rule(self, name: LimitName) -> Rule:
         return self._rules[name]
@@ -100,60 +87,66 @@ class RateLimiter:
     async def hit(self, name: LimitName, *key: str) -> Decision:
         """Count one request against the limit for `key`; `allowed` says whether it fits."""
         rule = self._rules[name]
-        strategy = self._strategies[rule.strategy]
-        one_trip = self._one_trip.get(name)
+        in_process = self._in_process[rule.strategy]
+        shared = self._shared
+        if shared is None:
+            allowed = await in_process.hit(rule.item, name, *key)
+            return _decision(
+                rule, allowed, await in_process.get_window_stats(rule.item, name, *key)
+            )
 
         async def count() -> Decision:
-            if one_trip is not None:
-                return _decision(rule, *await one_trip.hit(rule.item, name, *key))
-            allowed = await strategy.hit(rule.item, name, *key)
-            return _decision(rule, allowed, await strategy.get_window_stats(rule.item, name, *key))
+            return _decision(rule, *await shared.hit(rule.strategy, rule.item, name, *key))
 
         decision = await self._guard.call(rule.name, count)
-        local = self._local.get(rule.strategy) if rule.never_skipped else None
-        if local is None:
+        if not rule.never_skipped:
             return decision if decision is not None else self._unchecked(rule)
         if decision is None:
             LOCAL_FALLBACKS.labels(limit=rule.name).inc()
-            allowed = await local.hit(rule.item, name, *key)
-            return _decision(rule, allowed, await local.get_window_stats(rule.item, name, *key))
-        if decision.allowed and not await local.hit(rule.item, name, *key):
+            allowed = await in_process.hit(rule.item, name, *key)
+            return _decision(
+                rule, allowed, await in_process.get_window_stats(rule.item, name, *key)
+            )
+        if decision.allowed and not await in_process.hit(rule.item, name, *key):
             # This process counted requests the storage missed while it was out.
-            return _decision(rule, False, await local.get_window_stats(rule.item, name, *key))
+            stats = await in_process.get_window_stats(rule.item, name, *key)
+            return _decision(rule, False, stats)
         return decision
 
     async def test(self, name: LimitName, *key: str) -> Decision:
         """Whether one more request would fit, without counting it."""
         rule = self._rules[name]
-        strategy = self._strategies[rule.strategy]
+        in_process = self._in_process[rule.strategy]
+        shared = self._shared
+        if shared is not None:
 
-        async def peek() -> Decision:
-            stats = await strategy.get_window_stats(rule.item, name, *key)
-            return _decision(rule, stats.remaining > 0, stats)
+            async def peek() -> Decision:
+                return _decision(rule, *await shared.test(rule.strategy, rule.item, name, *key))
 
-        decision = await self._guard.call(rule.name, peek)
-        local = self._local.get(rule.strategy) if rule.never_skipped else None
-        if decision is not None:
-            return decision
-        if local is None:
-            return self._unchecked(rule)
-        LOCAL_FALLBACKS.labels(limit=rule.name).inc()
-        stats = await local.get_window_stats(rule.item, name, *key)
+            decision = await self._guard.call(rule.name, peek)
+            if decision is not None:
+                return decision
+            if not rule.never_skipped:
+                return self._unchecked(rule)
+            LOCAL_FALLBACKS.labels(limit=rule.name).inc()
+        stats = await in_process.get_window_stats(rule.item, name, *key)
         return _decision(rule, stats.remaining > 0, stats)
 
     async def clear(self, name: LimitName, *key: str) -> None:
         """Forget every request counted for `key`. Best effort: a storage failure is only logged."""
         rule = self._rules[name]
-        strategy = self._strategies[rule.strategy]
-        local = self._local.get(rule.strategy) if rule.never_skipped else None
-        if local is not None:
-            await local.clear(rule.item, name, *key)
-        await self._guard.call(rule.name, lambda: strategy.clear(rule.item, name, *key))
+        await self._in_process[rule.strategy].clear(rule.item, name, *key)
+        shared = self._shared
+        if shared is not None:
+            await self._guard.call(
+                rule.name, lambda: shared.clear(rule.strategy, rule.item, name, *key)
+            )
 
     async def aclose(self) -> None:
-        await close_storage(self._storage)
-        if self._local_storage is not None:
-            await close_storage(self._local_storage)
+        # The in-process store sweeps expired counters in a task of its own.
+        timer = getattr(self._memory, "timer", None)
+        if timer is not None and not timer.done():
+            timer.cancel()
 
     def _unchecked(self, rule: Rule) -> Decision:
         """The default limit's answer when the storage failed: RATE_LIMIT_FAIL_OPEN decides."""
@@ -166,15 +159,20 @@ class RateLimiter:
         return Decision(True, rule.item.amount, rule.item.amount, 0)
 
 
-def _strategies_over(storage: Storage, rules: Iterable[Rule]) -> dict[str, Strategy]:
+def _strategies_over(storage: MemoryStorage, rules: Iterable[Rule]) -> dict[str, Strategy]:
     strategies: dict[str, Strategy] = {}
     for rule in rules:
-        build: Callable[[Storage], Strategy] = STRATEGIES[rule.strategy]
+        build: Callable[[MemoryStorage], Strategy] = STRATEGIES[rule.strategy]
         strategies[rule.strategy] = build(storage)
     return strategies
 
 
-def _decision(rule: Rule, allowed: bool, stats: tuple[float, int]) -> Decision:
+async def _counted(strategy: Strategy, rule: Rule, key: tuple[str, ...]) -> Decision:
+    allowed = await strategy.hit(rule.item, rule.name, *key)
+    return _decision(rule, allowed, await strategy.get_window_stats(rule.item, rule.name, *key))
+
+
+def _decision(rule: Rule, allowed: bool, stats: WindowStats) -> Decision:
     reset_at, remaining = stats
     reset_after = max(0, math.ceil(reset_at - time.time()))
     if not allowed:

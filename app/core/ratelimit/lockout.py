@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 from app.core.errors import RateLimited
 from app.core.ratelimit.guard import StorageGuard
 from app.core.ratelimit.metrics import LOCAL_FALLBACKS
-from app.core.ratelimit.storage import KEY_PREFIX
+from app.core.ratelimit.redis_window import KEY_PREFIX
 
 LIMIT_NAME = "login-lockout"
 # One hash tag for every lockout counter: the script touches the account's and

@@ -1,29 +1,43 @@
-"""The sliding-window counter in Redis, counted and reported in one round trip.
+"""The limits counted in Redis: our own scripts, over our own keys, on the app's own client.
 
-limits counts a request (`hit`) and reports what is left (`get_window_stats`)
-in two calls, each a round trip to Redis, and every API request needs both:
-the X-RateLimit-* headers are on every answer. The second trip alone costs
-more than the limiter's budget (docs/benchmarks.md), and no call of limits
-does both. This script counts exactly as limits' own sliding-window script
-does, over the same keys, and returns the window it has just counted in, so
-limits' `test`, `get_window_stats` and `clear` keep working on what it counted
-(tests/core/test_ratelimit.py holds the two to the same answers).
+`limits` counts a request (`hit`) and reports what is left
+(`get_window_stats`) in two calls, each a round trip, and every API request
+needs both: the X-RateLimit-* headers are on every answer. Each script here
+counts and reports in one trip. The counting rules are limits' own (its
+sliding-window counter, moving window and fixed window give the same
+answers; tests/core/test_ratelimit.py holds each script to limits' answers),
+but the keys, their layout and the client belong to this module alone, so
+nothing here leans on how limits stores its counters or builds its client.
+In process memory, limits itself counts (limiter.py).
+
+Keys: `<prefix>:<strategy>:{<identifiers>/<amount>/<seconds>}` plus a
+suffix per stored value. The braces make every key of one counter hash to
+one Redis Cluster slot; amount and window in the key start a fresh count
+when a limit's setting changes.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from typing import Literal
 
 from limits import RateLimitItem
 from limits.util import WindowStats
 from redis.asyncio import Redis
 
-# KEYS: the previous and the current window; ARGV: limit, window in seconds, cost.
+# Every key this project writes to Redis for limits starts so (the lockout's too).
+KEY_PREFIX = "groundwork:ratelimit"
+Strategy = Literal["sliding-window-counter", "moving-window", "fixed-window"]
+
+# Every script: ARGV limit, window in ms, cost (0 reads without counting).
+# Every answer: {allowed, then what `_stats` needs for that strategy}.
+
+# KEYS: the previous and the current window.
 # Answers {allowed, previous count, its ttl, current count, its ttl}, ttls in ms.
-_COUNT_AND_REPORT = """
+_SLIDING = """
 local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2]) * 1000
+local window = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 
 -- The current window lives for two windows; once it is past its first, it
@@ -41,6 +55,9 @@ current_ttl = math.max(redis.call('pttl', KEYS[2]), 0)
 
 -- The previous window counts for the share of it still inside the sliding window.
 local weighted = math.floor(previous * previous_ttl / window) + current
+if cost == 0 then
+    return {weighted < limit and 1 or 0, previous, previous_ttl, current, current_ttl}
+end
 if cost > limit or weighted + cost > limit then
     return {0, previous, previous_ttl, current, current_ttl}
 end
@@ -53,30 +70,129 @@ end
 return {1, previous, previous_ttl, current, current_ttl}
 """
 
+# KEYS: a sorted set of entries scored by their time in ms; ARGV[4] names this
+# request's entries. The clock is Redis's own, one for every replica.
+# Answers {allowed, entries in the window, the oldest one's age in ms}.
+_MOVING = """
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
-class RedisSlidingWindow:
+redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
+local count = redis.call('zcard', KEYS[1])
+local allowed = count + cost <= limit and cost <= limit
+if cost == 0 then
+    allowed = count < limit
+elseif allowed then
+    for i = 1, cost do
+        redis.call('zadd', KEYS[1], now, ARGV[4] .. ':' .. i)
+    end
+    redis.call('pexpire', KEYS[1], window)
+    count = count + cost
+end
+local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+local age = oldest[2] and (now - tonumber(oldest[2])) or -1
+return {allowed and 1 or 0, count, age}
+"""
+
+# KEYS: the window's counter. Like limits, a refused request is counted too.
+# Answers {allowed, the count, its ttl in ms}.
+_FIXED = """
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local count
+if cost == 0 then
+    count = tonumber(redis.call('get', KEYS[1])) or 0
+    return {count < limit and 1 or 0, count, math.max(redis.call('pttl', KEYS[1]), 0)}
+end
+count = redis.call('incrby', KEYS[1], cost)
+if count == cost then
+    redis.call('pexpire', KEYS[1], window)
+end
+return {count <= limit and 1 or 0, count, math.max(redis.call('pttl', KEYS[1]), 0)}
+"""
+
+_SCRIPTS: dict[Strategy, str] = {
+    "sliding-window-counter": _SLIDING,
+    "moving-window": _MOVING,
+    "fixed-window": _FIXED,
+}
+_SUFFIXES: dict[Strategy, tuple[str, ...]] = {
+    "sliding-window-counter": ("previous", "current"),
+    "moving-window": ("entries",),
+    "fixed-window": ("count",),
+}
+
+
+class RedisWindows:
+    """Count, read and clear a limit in Redis, each in one round trip."""
+
     def __init__(self, redis: Redis, key_prefix: str) -> None:
+        self._redis = redis
         self._key_prefix = key_prefix
-        # redis-py sends the script's hash and loads the script only when Redis lacks it.
-        self._script = redis.register_script(_COUNT_AND_REPORT)
+        # redis-py sends a script's hash and loads the script only when Redis lacks it.
+        self._scripts = {name: redis.register_script(text) for name, text in _SCRIPTS.items()}
+        self._sequence = 0
 
     async def hit(
-        self, item: RateLimitItem, *identifiers: str, cost: int = 1
+        self, strategy: Strategy, item: RateLimitItem, *identifiers: str, cost: int = 1
     ) -> tuple[bool, WindowStats]:
         """Count `cost` against the window if it fits; the window's state after the attempt."""
-        # limits' key layout: the braces keep both windows on one Redis Cluster slot.
-        current_key = f"{self._key_prefix}:{{{item.key_for(*identifiers)}}}"
-        answer = await self._script(
-            keys=[f"{current_key}/-1", current_key],
-            args=[item.amount, item.get_expiry(), cost],
+        return await self._run(strategy, item, identifiers, cost)
+
+    async def test(
+        self, strategy: Strategy, item: RateLimitItem, *identifiers: str
+    ) -> tuple[bool, WindowStats]:
+        """Whether one more request would fit, and the window's state, counting nothing."""
+        return await self._run(strategy, item, identifiers, 0)
+
+    async def clear(self, strategy: Strategy, item: RateLimitItem, *identifiers: str) -> None:
+        await self._redis.delete(*self.keys(strategy, item, *identifiers))
+
+    def keys(self, strategy: Strategy, item: RateLimitItem, *identifiers: str) -> list[str]:
+        """Where one counter lives (sliding window: the previous window, then the current)."""
+        counter = "/".join((*identifiers, str(item.amount), str(item.get_expiry())))
+        return [
+            f"{self._key_prefix}:{strategy}:{{{counter}}}:{suffix}"
+            for suffix in _SUFFIXES[strategy]
+        ]
+
+    async def _run(
+        self, strategy: Strategy, item: RateLimitItem, identifiers: tuple[str, ...], cost: int
+    ) -> tuple[bool, WindowStats]:
+        window_ms = item.get_expiry() * 1000
+        args: list[str | int] = [item.amount, window_ms, cost]
+        if strategy == "moving-window":
+            # Entries of one counter must differ; a counter per process and a
+            # time-derived prefix keep two replicas' entries apart.
+            self._sequence += 1
+            args.append(f"{time.time_ns():x}.{id(self):x}.{self._sequence}")
+        answer = await self._scripts[strategy](
+            keys=self.keys(strategy, item, *identifiers), args=args
         )
-        allowed, previous, previous_ttl_ms, current, current_ttl_ms = (int(v) for v in answer)
-        return bool(allowed), _window_stats(
-            item, previous, previous_ttl_ms / 1000, current, current_ttl_ms / 1000
-        )
+        values = [int(v) for v in answer]
+        return bool(values[0]), _stats(strategy, item, values[1:])
 
 
-def _window_stats(
+def _stats(strategy: Strategy, item: RateLimitItem, values: list[int]) -> WindowStats:
+    now = time.time()
+    if strategy == "moving-window":
+        count, oldest_age_ms = values
+        # The next slot frees when the oldest entry leaves the window (limits
+        # says a whole window from now for an empty one).
+        reset = now + item.get_expiry() - (oldest_age_ms / 1000 if count else 0)
+        return WindowStats(reset, max(0, item.amount - count))
+    if strategy == "fixed-window":
+        count, ttl_ms = values
+        return WindowStats(now + ttl_ms / 1000, max(0, item.amount - count))
+    previous, previous_ttl_ms, current, current_ttl_ms = values
+    return _sliding_stats(item, previous, previous_ttl_ms / 1000, current, current_ttl_ms / 1000)
+
+
+def _sliding_stats(
     item: RateLimitItem, previous: int, previous_ttl: float, current: int, current_ttl: float
 ) -> WindowStats:
     """What limits' sliding-window counter reports for this window, read as the script left it."""

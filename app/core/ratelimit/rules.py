@@ -10,6 +10,8 @@ from limits import RateLimitItem, parse
 
 from app.core.config import RateLimitStrategy, Settings
 
+LOGIN_STRATEGY: RateLimitStrategy = "moving-window"
+
 
 class LimitName(StrEnum):
     DEFAULT = "default"
@@ -42,11 +44,11 @@ class Rule:
 
 
 def rules_from(settings: Settings) -> Mapping[LimitName, Rule]:
-    # Login counts in a moving window by default, exact rather than the
-    # sliding counter's estimate. The lockouts are exact whatever the strategy:
-    # they keep a log of attempts of their own (lockout.py); their rows here
-    # carry their amounts.
-    common, login = settings.rate_limit_strategy, settings.rate_limit_login_strategy
+    # Login counts in a moving window, exact rather than the sliding
+    # counter's estimate, whatever RATE_LIMIT_STRATEGY says. The lockouts are
+    # exact whatever the strategy: they keep a log of attempts of their own
+    # (lockout.py); their rows here carry their amounts.
+    common, login = settings.rate_limit_strategy, LOGIN_STRATEGY
     table = (
         (LimitName.DEFAULT, settings.rate_limit_default, common, KeyedBy.USER_OR_CLIENT),
         (LimitName.LOGIN, settings.rate_limit_login, login, KeyedBy.CLIENT),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from app.core.security.tokens import AccessTokenCodec, InvalidToken
+from app.core.security.tokens import AccessTokenCodec, InvalidAccessToken
 
 REMEMBER_SECONDS = 60.0
 CAPACITY = 10_000
@@ -30,7 +30,7 @@ class TokenSubjects:
             return known[0]
         try:
             subject = str(self._tokens.decode(token).subject)
-        except InvalidToken:
+        except InvalidAccessToken:
             return None
         if token not in self._known and len(self._known) >= self._capacity:
             # Dicts keep insertion order: the oldest entry goes first.

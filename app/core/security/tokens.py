@@ -16,7 +16,7 @@ ALGORITHM = "HS256"
 _REQUIRED_CLAIMS = ["sub", "sid", "iss", "aud", "iat", "exp", "jti"]
 
 
-class InvalidToken(Exception):
+class InvalidAccessToken(Exception):
     """The token is expired, forged, malformed or meant for someone else."""
 
 
@@ -71,4 +71,4 @@ class AccessTokenCodec:
                 token_id=str(claims["jti"]),
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise InvalidToken(str(exc)) from exc
+            raise InvalidAccessToken(str(exc)) from exc

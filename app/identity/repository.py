@@ -6,35 +6,25 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.models import AuthSession, PasswordResetToken, RefreshToken
+from app.identity.models import LoginSession, PasswordResetToken, RefreshToken
 
 
-class AuthRepository:
+class LoginSessionRepository:
+    """Login sessions and their refresh tokens."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, *rows: AuthSession | RefreshToken | PasswordResetToken) -> None:
+    async def add(self, *rows: LoginSession | RefreshToken) -> None:
         self.session.add_all(rows)
         await self.session.flush()
 
-    async def get_live(
-        self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
-    ) -> AuthSession | None:
-        statement = select(AuthSession).where(
-            AuthSession.id == session_id,
-            AuthSession.user_id == user_id,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > now,
-        )
-        result: AuthSession | None = await self.session.scalar(statement)
-        return result
-
     async def refresh_token_with_session(
         self, digest: str
-    ) -> tuple[RefreshToken, AuthSession] | None:
+    ) -> tuple[RefreshToken, LoginSession] | None:
         statement = (
-            select(RefreshToken, AuthSession)
-            .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+            select(RefreshToken, LoginSession)
+            .join(LoginSession, LoginSession.id == RefreshToken.session_id)
             .where(RefreshToken.token_digest == digest)
         )
         row = (await self.session.execute(statement)).first()
@@ -56,8 +46,8 @@ class AuthRepository:
 
     async def revoke(self, session_id: uuid.UUID, reason: str, now: datetime) -> None:
         await self.session.execute(
-            update(AuthSession)
-            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            update(LoginSession)
+            .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
             .execution_options(synchronize_session=False)
         )
@@ -66,22 +56,33 @@ class AuthRepository:
         self, user_id: uuid.UUID, reason: str, now: datetime, *, keep: uuid.UUID | None = None
     ) -> None:
         statement = (
-            update(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            update(LoginSession)
+            .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
             .execution_options(synchronize_session=False)
         )
         if keep is not None:
-            statement = statement.where(AuthSession.id != keep)
+            statement = statement.where(LoginSession.id != keep)
         await self.session.execute(statement)
 
-    async def reset_token(self, digest: str) -> PasswordResetToken | None:
+
+class ResetTokenRepository:
+    """Password reset tokens: one per request for a reset mail, spent by any password change."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, token: PasswordResetToken) -> None:
+        self.session.add(token)
+        await self.session.flush()
+
+    async def get(self, digest: str) -> PasswordResetToken | None:
         result: PasswordResetToken | None = await self.session.scalar(
             select(PasswordResetToken).where(PasswordResetToken.token_digest == digest)
         )
         return result
 
-    async def void_reset_tokens(self, user_id: uuid.UUID, now: datetime) -> set[uuid.UUID]:
+    async def void_all(self, user_id: uuid.UUID, now: datetime) -> set[uuid.UUID]:
         """Spend every unused reset token of a user; the ids of those it spent.
 
         One conditional UPDATE: of two concurrent callers, the one that waits

@@ -1,0 +1,64 @@
+"""The principal behind a bearer token, read fresh on every request so revocation is immediate."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.authz import Permission, Principal
+from app.core.security.tokens import AccessClaims
+from app.identity.models import LoginSession, Role, RolePermission, User, UserRole
+
+_KNOWN_PERMISSIONS = {permission.value for permission in Permission}
+
+
+async def resolve_principal(
+    session: AsyncSession, claims: AccessClaims, now: datetime
+) -> Principal | None:
+    """Who the claims name, if the account is active and the login session live; else None.
+
+    One query: the user, its live login session and every (role, permission)
+    it holds. A signed token outlives a logout, a deactivation or a changed
+    role; this read is what makes each of those count on the next request.
+    """
+    statement = (
+        select(Role.name, RolePermission.permission)
+        .select_from(LoginSession)
+        .join(User, User.id == LoginSession.user_id)
+        .outerjoin(UserRole, UserRole.user_id == User.id)
+        .outerjoin(Role, Role.id == UserRole.role_id)
+        .outerjoin(RolePermission, RolePermission.role_id == Role.id)
+        .where(
+            LoginSession.id == claims.session_id,
+            LoginSession.user_id == claims.subject,
+            LoginSession.revoked_at.is_(None),
+            LoginSession.expires_at > now,
+            User.is_active.is_(True),
+        )
+    )
+    # Outer joins: an account without roles still has a row, its role None.
+    rows: list[tuple[str | None, str | None]] = [
+        (role, permission) for role, permission in await session.execute(statement)
+    ]
+    if not rows:
+        return None
+    return _principal(claims.subject, claims.session_id, rows)
+
+
+def _principal(
+    user_id: uuid.UUID, session_id: uuid.UUID, rows: list[tuple[str | None, str | None]]
+) -> Principal:
+    return Principal(
+        user_id=user_id,
+        session_id=session_id,
+        roles=frozenset(role for role, _ in rows if role is not None),
+        # A permission dropped from the catalogue but still in a row is ignored.
+        permissions=frozenset(
+            Permission(permission)
+            for _, permission in rows
+            if permission is not None and permission in _KNOWN_PERMISSIONS
+        ),
+    )
