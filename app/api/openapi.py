@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.api.openapi_edge import document_edge_answers
+from app.api.openapi_names import name_operations
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.middleware.request_id import REQUEST_ID_HEADER
 
@@ -25,6 +26,7 @@ def install_openapi(app: FastAPI) -> None:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         document_edge_answers(schema, app.routes)
+        name_operations(schema, app.routes)
         _form_values_are_not_empty(schema)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():

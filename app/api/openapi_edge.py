@@ -1,7 +1,8 @@
 """The answers the edge layers can give, written into each operation of the schema.
 
-Middleware answers before any route runs, so FastAPI cannot see these; they
-are added here so a generated client or a schema-driven fuzzer meets no
+Middleware answers before any route runs, and the validation handler turns
+some of FastAPI's 422s into 415s, so FastAPI cannot see these; they are added
+here so a generated client or a schema-driven fuzzer meets no
 status the schema does not describe.
 """
 
@@ -55,6 +56,12 @@ def document_edge_answers(schema: dict[str, Any], routes: Iterable[BaseRoute]) -
             if "requestBody" in operation:
                 _add(responses, "408", "Request Timeout: the body did not arrive in time.")
                 _add(responses, "413", "Content Too Large: the body is over the size limit.")
+                _add(
+                    responses,
+                    "415",
+                    "Unsupported Media Type: the body is not of the media type this operation "
+                    "reads (see `requestBody`).",
+                )
             if (path, method) in limited:
                 _add(responses, "429", "Too Many Requests: a rate limit is used up.", RETRY_AFTER)
                 _add(responses, "503", "Service Unavailable.", RETRY_AFTER)

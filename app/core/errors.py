@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import structlog
 from asgi_correlation_id import correlation_id
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -198,6 +198,12 @@ class MethodNotAllowed(DomainError):
     title = "Method not allowed"
 
 
+class UnsupportedMediaType(DomainError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
 class RequestTimeout(DomainError):
     status = 408
     slug = "request-timeout"
@@ -233,6 +239,7 @@ def _by_status() -> dict[int, type[DomainError]]:
         PreconditionFailed,
         RequestTimeout,
         PayloadTooLarge,
+        UnsupportedMediaType,
         RateLimited,
         ServiceUnavailable,
         GatewayTimeout,
@@ -297,8 +304,50 @@ async def _http_exception_handler(request: Request, exc: Exception) -> JSONRespo
     )
 
 
+JSON_MEDIA_TYPE = "application/json"
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_READS_JSON = f"This operation reads a JSON body: send it with `Content-Type: {JSON_MEDIA_TYPE}`."
+_READS_FORM = (
+    f"This operation reads a form: send it with `Content-Type: {FORM_MEDIA_TYPES[0]}` "
+    f"(or `{FORM_MEDIA_TYPES[1]}`)."
+)
+
+
+def unsupported_body(request: Request) -> UnsupportedMediaType | None:
+    """The 415 for a body of a media type the route does not read, else None.
+
+    FastAPI does not refuse such a body: it reads a form sent as JSON as an
+    empty form and JSON sent as text as raw bytes, and reports the fields as
+    missing or malformed, which hides the mistake from the caller.
+    """
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is None or not _has_body(request):
+        return None
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if isinstance(body_field.field_info, params.Form):
+        return None if media_type in FORM_MEDIA_TYPES else UnsupportedMediaType(_READS_FORM)
+    # The media types FastAPI parses as JSON.
+    if media_type == JSON_MEDIA_TYPE or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return None
+    return UnsupportedMediaType(_READS_JSON)
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() != "0"
+    return "transfer-encoding" in request.headers
+
+
 async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # Only a request that failed validation is checked: a body in the wrong
+    # media type always does, and the answer then names the real mistake.
+    unsupported = unsupported_body(request)
+    if unsupported is not None:
+        return await _domain_error_handler(request, unsupported)
     return problem_response(
         status=422,
         slug="validation-error",

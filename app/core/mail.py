@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import smtplib
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
@@ -30,18 +32,36 @@ class Mailer(Protocol):
 class ConsoleMailer:
     """Development: print the message to the server's output, where a developer looks.
 
-    Printed, not logged, so a log pipeline never receives the secrets inside.
-    In production it prints only that a message was dropped.
+    Printed, not logged: the message exists to hand the developer its token,
+    which the log redaction would blank out, and a log pipeline should not
+    receive it. With JSON logs it is one JSON object on one line, so the
+    output stays JSON lines. In production it prints only that a message
+    was dropped.
     """
 
-    def __init__(self, *, show_body: bool) -> None:
+    def __init__(self, *, show_body: bool, json_lines: bool = False) -> None:
         self._show_body = show_body
+        self._json_lines = json_lines
 
     async def send(self, mail: Mail) -> None:
+        # Flushed at once: a buffered stdout (a container's) would hold the
+        # message back from the developer waiting for it.
+        print(self._render(mail), file=sys.stdout, flush=True)
+
+    def _render(self, mail: Mail) -> str:
+        if self._json_lines:
+            fields: dict[str, str] = {
+                "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "level": "info",
+                "event": "mail.printed" if self._show_body else "mail.dropped",
+                "subject": mail.subject,
+            }
+            if self._show_body:
+                fields.update(to=mail.to, body=mail.body)
+            return json.dumps(fields)
         if self._show_body:
-            print(f"--- mail to {mail.to}: {mail.subject}\n{mail.body}\n---", file=sys.stdout)
-        else:
-            print(f"--- mail dropped (MAIL_BACKEND=console): {mail.subject}", file=sys.stdout)
+            return f"--- mail to {mail.to}: {mail.subject}\n{mail.body}\n---"
+        return f"--- mail dropped (MAIL_BACKEND=console): {mail.subject}"
 
 
 @dataclass
@@ -83,7 +103,10 @@ def create_mailer(settings: Settings) -> Mailer:
         return SmtpMailer(settings)
     if settings.mail_backend == "memory":
         return MemoryMailer()
-    return ConsoleMailer(show_body=not settings.is_production)
+    return ConsoleMailer(
+        show_body=not settings.is_production,
+        json_lines=settings.effective_log_format == "json",
+    )
 
 
 async def deliver(mailer: Mailer, mail: Mail) -> None:

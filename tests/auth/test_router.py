@@ -217,12 +217,14 @@ async def test_a_prototype_bcrypt_hash_verifies_and_is_upgraded_to_argon2id(
     await login(client, account.email)
 
 
-async def test_login_form_errors_are_422(client: httpx.AsyncClient) -> None:
+async def test_a_login_form_missing_a_field_is_422_and_json_instead_of_a_form_is_415(
+    client: httpx.AsyncClient,
+) -> None:
     missing = await client.post(TOKEN, data={"username": "a@example.com"})
     as_json = await client.post(TOKEN, json={"username": "a@example.com", "password": "x"})
 
     assert missing.status_code == 422
-    assert as_json.status_code == 422
+    assert as_json.status_code == 415
 
 
 # --- forged and unusable tokens -------------------------------------------------
