@@ -48,14 +48,18 @@ def _unavailable(detail: str) -> ServiceUnavailable:
 
 @router.get("/live")
 async def live() -> Liveness:
-    """The process serves requests. No dependency is checked: a restart would not bring one back."""
+    """Whether the process serves requests.
+
+    No dependency is checked: a restart would not bring one back.
+    """
     return Liveness()
 
 
 @router.get("/ready", responses=_ready_responses())
 async def ready(resources: ResourcesDep) -> Readiness:
-    """This replica can serve: it is not stopping, and the database answers in time.
+    """Whether this replica can serve.
 
+    It can while it is not stopping and the database answers in time.
     Redis is reported but does not decide: without it general limits fail
     open and security limits count per process, so the replica still serves.
     """

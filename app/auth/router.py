@@ -9,6 +9,7 @@ from app.auth.login import LoginService
 from app.auth.password_reset import PasswordResetService
 from app.auth.registration import RegistrationService
 from app.auth.schemas import (
+    PasswordResetAccepted,
     PasswordResetConfirm,
     PasswordResetRequest,
     RefreshRequest,
@@ -90,6 +91,7 @@ class PasswordForm(OAuth2PasswordRequestForm):
     dependencies=[rate_limit(LimitName.REGISTER)],
 )
 async def register(data: UserCreate, service: RegistrationServiceDep) -> UserRead:
+    """Create an account with the member role."""
     return await service.register(data)
 
 
@@ -138,12 +140,23 @@ async def request_password_reset(
     service: PasswordResetServiceDep,
     resources: ResourcesDep,
     background: BackgroundTasks,
-) -> None:
-    """Always 202: the answer does not say whether the email has an account."""
+) -> PasswordResetAccepted:
+    """Ask for a password-reset mail.
+
+    Always 202 with the same words: the answer does not say whether the
+    email has an account.
+    """
     mail = await service.request(data.email)
     if mail is not None:
         # Sent after the answer, so its latency does not reveal the account either.
         background.add_task(deliver, resources.mailer, mail)
+    minutes = resources.settings.password_reset_ttl_seconds // 60
+    return PasswordResetAccepted(
+        detail=(
+            "If an account has this email, a reset token is on its way to it. "
+            f"It works once, for {minutes} minutes, at POST /api/v1/auth/password-reset/confirm."
+        )
+    )
 
 
 @router.post(
@@ -155,4 +168,5 @@ async def request_password_reset(
 async def confirm_password_reset(
     data: PasswordResetConfirm, service: PasswordResetServiceDep
 ) -> None:
+    """Set a new password with a reset token; every session of the account ends."""
     await service.confirm(data)

@@ -29,6 +29,12 @@ class PasswordResetRequest(BaseModel):
     email: Email
 
 
+class PasswordResetAccepted(BaseModel):
+    """What happens next; the same words whether or not the email has an account."""
+
+    detail: str
+
+
 class PasswordResetConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -58,6 +58,7 @@ async def create_item(
         ),
     ] = None,
 ) -> ItemRead:
+    """Create an item; an Idempotency-Key makes a retry safe."""
     created = await service.create(principal, data, idempotency_key=idempotency_key)
     response.headers["Location"] = request.app.url_path_for("get_item", item_id=created.item.id)
     response.headers["ETag"] = item_etag(created.item)
@@ -94,6 +95,7 @@ async def get_item(
     response: Response,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> ItemRead | Response:
+    """One item, with its ETag."""
     item = await service.get(principal, item_id)
     etag = item_etag(item)
     if is_current_copy(if_none_match, etag):
@@ -114,6 +116,7 @@ async def update_item(
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> ItemRead:
+    """Change an item's title or description; If-Match guards against lost updates."""
     item = await service.update(principal, item_id, data, if_match=if_match)
     response.headers["ETag"] = item_etag(item)
     return item
@@ -130,4 +133,5 @@ async def delete_item(
     service: ItemServiceDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> None:
+    """Delete an item."""
     await service.delete(principal, item_id, if_match=if_match)

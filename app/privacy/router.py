@@ -46,4 +46,5 @@ async def delete_me(principal: CurrentPrincipal, service: PersonalDataServiceDep
 async def delete_user(
     user_id: uuid.UUID, actor: UserWriter, service: PersonalDataServiceDep
 ) -> None:
+    """Delete an account with its items; its audit events keep no personal data."""
     await service.erase(actor, user_id)

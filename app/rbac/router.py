@@ -26,6 +26,7 @@ RoleNamePath = Annotated[str, Path(max_length=64, pattern=NUL_FREE)]
 
 @router.get("", responses=problems(*AUTHENTICATED))
 async def list_roles(_: RoleReader, service: RbacServiceDep) -> list[RoleRead]:
+    """Every role with the permissions it grants."""
     return await service.list_roles()
 
 
@@ -35,6 +36,7 @@ async def list_roles(_: RoleReader, service: RbacServiceDep) -> list[RoleRead]:
     responses=problems(*AUTHENTICATED, *VALIDATED, 409),
 )
 async def create_role(data: RoleCreate, actor: RoleWriter, service: RbacServiceDep) -> RoleRead:
+    """Create a role granting permissions the caller holds."""
     return await service.create_role(actor, data)
 
 
@@ -52,4 +54,5 @@ async def update_role(
     responses=problems(*AUTHENTICATED, *VALIDATED, 404, 409),
 )
 async def delete_role(name: RoleNamePath, actor: RoleWriter, service: RbacServiceDep) -> None:
+    """Delete a role that is not built in."""
     await service.delete_role(actor, name)

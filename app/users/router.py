@@ -44,6 +44,7 @@ UserWriter = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
 
 @router.get("/me", responses=problems(401))
 async def read_me(principal: CurrentPrincipal, service: ProfileServiceDep) -> UserRead:
+    """The caller's own account."""
     return await service.read(principal)
 
 
@@ -51,6 +52,7 @@ async def read_me(principal: CurrentPrincipal, service: ProfileServiceDep) -> Us
 async def update_me(
     data: ProfileUpdate, principal: CurrentPrincipal, service: ProfileServiceDep
 ) -> UserRead:
+    """Change the caller's profile."""
     return await service.update_profile(principal, data)
 
 
@@ -74,11 +76,13 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Page[UserRead]:
+    """Every account, a page at a time."""
     return await service.list_page(cursor=cursor, limit=limit)
 
 
 @router.get("/{user_id}", responses=problems(*AUTHENTICATED, *VALIDATED, 404))
 async def read_user(user_id: uuid.UUID, _: UserReader, service: UserAdminServiceDep) -> UserRead:
+    """One account."""
     return await service.read(user_id)
 
 

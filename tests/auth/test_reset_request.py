@@ -50,3 +50,16 @@ async def test_known_and_unknown_emails_run_the_same_statements_before_the_answe
 
     assert known
     assert known == unknown
+
+
+async def test_the_answer_says_what_happens_next_in_the_same_words_for_any_email(
+    client: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+
+    known = await client.post(RESET_REQUEST, json={"email": account.email})
+    unknown = await client.post(RESET_REQUEST, json={"email": "nobody-here@example.com"})
+
+    assert known.status_code == unknown.status_code == 202
+    assert known.json() == unknown.json()
+    assert "/api/v1/auth/password-reset/confirm" in known.json()["detail"]
