@@ -65,6 +65,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         access_log=False,
         log_config=None,
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
         # After the drain: how long requests in flight may still take. Typed
         # as whole seconds, but waited on with asyncio.wait_for, which takes any.
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,  # type: ignore[arg-type]
@@ -212,4 +213,5 @@ def serve_reloading(settings: Settings) -> None:
         server_header=False,
         access_log=False,
         log_config=None,
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
     )
