@@ -83,7 +83,10 @@ def serve(settings: Settings) -> None:
             supervisor.run()
             return
         server = DrainingServer(config, drain_seconds=drain)
-        server.run()
+        # Bound by uvicorn as for several workers: for HOST `::` one socket
+        # taking IPv6 and IPv4 alike; asyncio binding by itself would make
+        # it IPv6 only.
+        server.run(sockets=[config.bind_socket()])
         if not server.started:
             raise SystemExit(STARTUP_FAILURE)
 
