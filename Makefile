@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run dev test test-faults test-browser lint fmt migrate revision bench clean
+.PHONY: help install run dev test test-faults test-browser image-test lint fmt migrate revision bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -47,6 +47,12 @@ test-faults: install ## fault tests on real processes: private PostgreSQL and Re
 
 test-browser: install ## /docs and /redoc in headless Chromium (apt-get install chromium)
 	$(PY) -m pytest -m browser $(PYTEST_ARGS)
+
+# Where container-standins.sh is: beside the clone in CI.
+CONTAINER_STANDINS ?= ../shared/tools/container-standins.sh
+
+image-test: install ## build and run the image and compose stack with podman (root; docs/deploying.md)
+	CONTAINER_STANDINS="$(CONTAINER_STANDINS)" PY="$(PY)" bash tests/image/run.sh $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(VENV)/bin/ruff check .
