@@ -127,6 +127,8 @@ def test_migrate_completes_before_api_starts(stack: Stack) -> None:
     assert migrate["State"]["ExitCode"] == 0
     assert migrate["State"]["FinishedAt"] <= api["State"]["StartedAt"]
     # No server runs in it, so no health to wait for: "Exited (0)", never "(starting)".
+    check = (migrate["Config"].get("Healthcheck") or {}).get("Test") or ["NONE"]
+    assert check[0] == "NONE", check
     assert health(stack, "migrate") == ""
 
 
