@@ -201,7 +201,9 @@ def test_each_profile_wires_the_api_to_its_service(stack: Stack) -> None:
     )
 
 
-def test_down_drains_and_stops_the_api_within_its_grace_period(stack: Stack) -> None:
+def test_down_drains_and_stops_the_api_within_its_grace_period(
+    stack: Stack, pytestconfig: pytest.Config
+) -> None:
     wait_until("api is healthy", HEALTHY_WITHIN_SECONDS, lambda: health(stack, "api") == "healthy")
     api = stack.containers()["api"]["ID"]
     grace = int(str(stack.config()["services"]["api"]["stop_grace_period"]).rstrip("s"))
@@ -209,6 +211,7 @@ def test_down_drains_and_stops_the_api_within_its_grace_period(stack: Stack) -> 
     started = time.monotonic()
     ok(stack.compose("stop", timeout=grace + 60))
     took = time.monotonic() - started
+    stack.engine.report(pytestconfig, f"compose stop took {took:.1f} s (grace period {grace} s)")
     state = inspect(api)["State"]
     printed = run("podman", "logs", api)
     logs = ok(printed) + printed.stderr
