@@ -294,15 +294,15 @@ def layers(image: str) -> list[tuple[str, int, str]]:
     return [(diff, size, step) for diff, (size, step) in zip(diff_ids, sized, strict=True)]
 
 
-def test_a_code_change_ships_only_small_layers(image: str, tmp_path: Path) -> None:
+def test_a_change_to_code_or_readme_ships_only_small_layers(image: str, tmp_path: Path) -> None:
     context = tmp_path / "context"
     context.mkdir()
     for name in ("pyproject.toml", "uv.lock", "README.md", "alembic.ini", ".dockerignore"):
         shutil.copy2(ROOT / name, context / name)
     for name in ("app", "migrations", "docker"):
         shutil.copytree(ROOT / name, context / name, ignore=shutil.ignore_patterns("__pycache__"))
-    main = context / "app" / "main.py"
-    main.write_text(main.read_text() + "\n# one line changed\n")
+    for changed_file in (context / "app" / "main.py", context / "README.md"):
+        changed_file.write_text(changed_file.read_text() + "\n# one line changed\n")
     changed = f"{IMAGE}-changed"
 
     build(context, changed)
