@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install run dev test test-faults test-browser test-lb lint fmt migrate revision bench clean
+.PHONY: help install run dev test test-faults test-browser test-lb image-test lint fmt migrate revision bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -50,6 +50,12 @@ test-browser: install ## /docs and /redoc in headless Chromium (apt-get install 
 
 test-lb: install ## nginx, PgBouncer, two replicas (needs TEST_DATABASE_URL, TEST_REDIS_URL)
 	$(PY) -m pytest -m lb $(PYTEST_ARGS)
+
+# Where container-standins.sh is: beside the clone in CI.
+CONTAINER_STANDINS ?= ../shared/tools/container-standins.sh
+
+image-test: install ## build and run the image and compose stack with podman (root; docs/deploying.md)
+	CONTAINER_STANDINS="$(CONTAINER_STANDINS)" PY="$(PY)" bash tests/image/run.sh $(PYTEST_ARGS)
 
 lint: install ## ruff (lint and format check), mypy --strict, and the import layers of app/
 	$(VENV)/bin/ruff check .

@@ -65,6 +65,7 @@ def serve(settings: Settings) -> None:
         server_header=False,
         access_log=False,
         log_config=None,
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
         # After the drain: how long requests in flight may still take. Typed
         # as whole seconds, but waited on with asyncio.wait_for, which takes any.
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,  # type: ignore[arg-type]
@@ -82,7 +83,10 @@ def serve(settings: Settings) -> None:
             supervisor.run()
             return
         server = DrainingServer(config, drain_seconds=drain)
-        server.run()
+        # Bound by uvicorn as for several workers: for HOST `::` one socket
+        # taking IPv6 and IPv4 alike; asyncio binding by itself would make
+        # it IPv6 only.
+        server.run(sockets=[config.bind_socket()])
         if not server.started:
             raise SystemExit(STARTUP_FAILURE)
 
@@ -211,4 +215,5 @@ def serve_reloading(settings: Settings) -> None:
         server_header=False,
         access_log=False,
         log_config=None,
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
     )

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1)
+    # Seconds an idle client connection stays open. Longer than the idle timeout
+    # of the load balancer in front (AWS ALB 60 s, nginx's upstream keepalive
+    # 60 s): the balancer must be the one to close an idle connection, or it
+    # may send a request down one the server is closing at that very moment.
+    keepalive_timeout_seconds: int = Field(default=75, ge=1)
     # From SIGTERM, readiness answers 503 for this long while requests are still
     # served, so load balancers stop sending new ones before the listener closes.
     # Unset: 10 s in production; 0 in development and test, so Ctrl-C stops at once.

@@ -15,10 +15,12 @@ timeout, and OTEL_SDK_DISABLED.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
+import structlog
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -28,6 +30,14 @@ from redis.asyncio import Redis
 
 from app.core.config import Settings
 from app.core.metrics import METRICS_PATH
+
+log = structlog.get_logger(__name__)
+
+# At shutdown the spans still queued get this long to reach the collector.
+# The exporter alone would keep retrying for its whole timeout (10 s by
+# default, OTEL_EXPORTER_OTLP_TIMEOUT) when the collector is unreachable,
+# holding a stopping process past the grace period its orchestrator allows.
+FLUSH_AT_SHUTDOWN_SECONDS = 5.0
 
 
 class Tracing:
@@ -80,7 +90,7 @@ class Tracing:
         try:
             yield
         finally:
-            self.provider.shutdown()
+            _shut_down_within(self.provider, FLUSH_AT_SHUTDOWN_SECONDS)
 
     @contextmanager
     def traced_redis(self, client: Redis | None) -> Iterator[None]:
@@ -104,6 +114,17 @@ class Tracing:
         # The endpoint is passed because it may come from `.env`, which the
         # SDK does not read; headers, timeout and compression it reads itself.
         return OTLPSpanExporter(endpoint=self._settings.otlp_traces_endpoint)
+
+
+def _shut_down_within(provider: TracerProvider, seconds: float) -> None:
+    """Flush and stop the provider, giving up on the collector after `seconds`."""
+    # The SDK's shutdown takes no bound. In a daemon thread it can be left
+    # behind, still exporting, when the process exits.
+    flushing = threading.Thread(target=provider.shutdown, name="otel-shutdown", daemon=True)
+    flushing.start()
+    flushing.join(seconds)
+    if flushing.is_alive():
+        log.warning("tracing.flush_abandoned", after_seconds=seconds)
 
 
 def _is_scrape(scope: MutableMapping[str, Any]) -> bool:

@@ -1,0 +1,226 @@
+"""`docker compose up` with Docker Compose v2, as a user would, against podman's API service."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import free_port
+from tests.image.conftest import (
+    COMMAND_TIMEOUT_SECONDS,
+    PREFIX,
+    STANDIN_BUILD_ARGS,
+    Engine,
+    inspect,
+    ok,
+    run,
+    wait_until,
+)
+
+pytestmark = pytest.mark.image
+
+PROJECT = PREFIX
+HEALTHY_WITHIN_SECONDS = 120
+COMPOSE_IMAGE = f"localhost/{PREFIX}:compose"
+
+
+@dataclass(frozen=True)
+class Stack:
+    engine: Engine
+    port: int
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            # What a user's shell would not carry into this project.
+            if not key.startswith(("LOCAL_", "COMPOSE_", "API_PORT", "GROUNDWORK_"))
+        }
+        env.update(
+            DOCKER_HOST=self.engine.docker_host,
+            # podman's API service has no BuildKit: the classic builder, as Docker's before it.
+            DOCKER_BUILDKIT="0",
+            COMPOSE_BAKE="false",
+            API_PORT=str(self.port),
+            GROUNDWORK_IMAGE=COMPOSE_IMAGE,
+        )
+        env.update(extra)
+        return env
+
+    def compose(self, *args: str, timeout: float = COMMAND_TIMEOUT_SECONDS, **extra: str) -> Any:
+        return run(
+            self.engine.compose,
+            "-p",
+            PROJECT,
+            *args,
+            env=self.env(**extra),
+            timeout=timeout,
+        )
+
+    def config(self, *profiles: str, **extra: str) -> dict[str, Any]:
+        flags = [flag for profile in profiles for flag in ("--profile", profile)]
+        parsed: dict[str, Any] = yaml.safe_load(ok(self.compose(*flags, "config", **extra)))
+        return parsed
+
+    def containers(self) -> dict[str, dict[str, Any]]:
+        listed = ok(self.compose("ps", "-a", "--format", "json"))
+        # One JSON document per line (Compose v2.21+), or one array before that.
+        rows = (
+            json.loads(listed)
+            if listed.lstrip().startswith("[")
+            else [json.loads(line) for line in listed.splitlines() if line.strip()]
+        )
+        return {row["Service"]: row for row in rows}
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture(scope="module")
+def stack(engine: Engine, pytestconfig: pytest.Config) -> Iterator[Stack]:
+    stack = Stack(engine=engine, port=free_port())
+    stack.compose("down", "-v", "--timeout", "0")
+    started = time.monotonic()
+    built = stack.compose("build", *STANDIN_BUILD_ARGS, timeout=1200)
+    ok(built)
+    engine.report(pytestconfig, f"compose build took {time.monotonic() - started:.0f} s")
+    started = time.monotonic()
+    try:
+        ok(stack.compose("up", "-d", timeout=300))
+        engine.report(pytestconfig, f"compose up returned after {time.monotonic() - started:.0f} s")
+        yield stack
+    finally:
+        logs = stack.compose("logs", "--no-color")
+        print(logs.stdout[-6000:])
+        stack.compose("down", "-v", "--timeout", "0", timeout=120)
+        run("podman", "rmi", "-f", COMPOSE_IMAGE)
+
+
+def health(stack: Stack, service: str) -> str:
+    return str(stack.containers()[service].get("Health", ""))
+
+
+def test_the_compose_file_is_valid_for_compose_v2_in_every_profile(stack: Stack) -> None:
+    for profiles in ((), ("observability",), ("mail",), ("observability", "mail")):
+        stack.config(*profiles)
+
+
+def test_api_and_migrate_share_one_image_built_once(stack: Stack) -> None:
+    services = stack.config()["services"]
+
+    assert [name for name, service in services.items() if "build" in service] == ["api"]
+    assert services["migrate"]["image"] == services["api"]["image"]
+
+
+def test_migrate_completes_before_api_starts(stack: Stack) -> None:
+    migrate = inspect(stack.containers()["migrate"]["ID"])
+    api = inspect(stack.containers()["api"]["ID"])
+
+    assert migrate["State"]["ExitCode"] == 0
+    assert migrate["State"]["FinishedAt"] <= api["State"]["StartedAt"]
+    # No server runs in it, so no health to wait for: "Exited (0)", never "(starting)".
+    check = (migrate["Config"].get("Healthcheck") or {}).get("Test") or ["NONE"]
+    assert check[0] == "NONE", check
+    assert health(stack, "migrate") == ""
+
+
+def test_every_long_running_service_becomes_healthy(stack: Stack) -> None:
+    for service in ("postgres", "redis", "api"):
+        wait_until(
+            f"{service} is healthy",
+            HEALTHY_WITHIN_SECONDS,
+            lambda service=service: health(stack, service) == "healthy",  # type: ignore[misc]
+        )
+
+
+def test_register_log_in_and_list_through_the_published_port(stack: Stack) -> None:
+    wait_until("api is healthy", HEALTHY_WITHIN_SECONDS, lambda: health(stack, "api") == "healthy")
+    with httpx.Client(base_url=stack.url(""), timeout=10) as client:
+        registered = client.post(
+            "/api/v1/auth/register",
+            json={"email": "user@example.com", "password": "correct horse battery staple 42"},
+        )
+        assert registered.status_code == 201, registered.text
+        token = client.post(
+            "/api/v1/auth/token",
+            data={"username": "user@example.com", "password": "correct horse battery staple 42"},
+        )
+        assert token.status_code == 200, token.text
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        created = client.post("/api/v1/items", json={"title": "first"}, headers=headers)
+        assert created.status_code == 201, created.text
+        listed = client.get("/api/v1/items", headers=headers)
+
+    assert listed.status_code == 200, listed.text
+    assert [item["title"] for item in listed.json()["items"]] == ["first"]
+
+
+def test_the_port_is_published_on_loopback_only(stack: Stack) -> None:
+    bindings = inspect(stack.containers()["api"]["ID"])["HostConfig"]["PortBindings"]
+
+    assert bindings == {"8000/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(stack.port)}]}
+
+
+def test_a_plain_up_sends_no_traces_anywhere(stack: Stack) -> None:
+    api = stack.containers()["api"]["ID"]
+    env = ok(run("podman", "exec", api, "env")).splitlines()
+
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=" in env
+    logs = ok(stack.compose("logs", "--no-color", "api"))
+    assert "Failed to resolve" not in logs
+    assert "Failed to export" not in logs
+
+
+def test_each_profile_wires_the_api_to_its_service(stack: Stack) -> None:
+    traced = stack.config("observability", LOCAL_OTLP_ENDPOINT="http://jaeger:4318")
+    environment = traced["services"]["api"]["environment"]
+    assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert "jaeger" in traced["services"]
+
+    mailed = stack.config("mail", LOCAL_MAIL_BACKEND="smtp")
+    environment = mailed["services"]["api"]["environment"]
+    assert {key: environment[key] for key in ("MAIL_BACKEND", "SMTP_HOST", "SMTP_PORT")} == {
+        "MAIL_BACKEND": "smtp",
+        "SMTP_HOST": "mailpit",
+        "SMTP_PORT": "1025",
+    }
+    assert environment["SMTP_STARTTLS"] == "false"
+    [published] = mailed["services"]["mailpit"]["ports"]
+    assert (published["host_ip"], published["published"], published["target"]) == (
+        "127.0.0.1",
+        "8025",
+        8025,
+    )
+
+
+def test_down_drains_and_stops_the_api_within_its_grace_period(
+    stack: Stack, pytestconfig: pytest.Config
+) -> None:
+    wait_until("api is healthy", HEALTHY_WITHIN_SECONDS, lambda: health(stack, "api") == "healthy")
+    api = stack.containers()["api"]["ID"]
+    grace = int(str(stack.config()["services"]["api"]["stop_grace_period"]).rstrip("s"))
+
+    started = time.monotonic()
+    ok(stack.compose("stop", timeout=grace + 60))
+    took = time.monotonic() - started
+    stack.engine.report(pytestconfig, f"compose stop took {took:.1f} s (grace period {grace} s)")
+    state = inspect(api)["State"]
+    printed = run("podman", "logs", api)
+    logs = ok(printed) + printed.stderr
+    ok(stack.compose("down", "-v", timeout=120))
+
+    # Exit 0 after the drain, not 137: the grace period was never used up.
+    assert state["ExitCode"] == 0, state
+    assert not state.get("OOMKilled")
+    assert took < grace, f"stopping took {took:.0f} s of a {grace} s grace period"
+    assert "server.draining" in logs
+    assert "server.drained" in logs
+    assert stack.containers() == {}
