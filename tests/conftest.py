@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.cli import ALEMBIC_INI
@@ -36,7 +36,7 @@ from app.core.config import Settings
 from app.core.resources import Resources
 from app.db.engine import create_engine
 from app.main import create_app
-from app.models import Base, Role
+from app.models import Base, Role, RolePermission
 from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
 
 SEEDED_TABLES = {"roles", "role_permissions"}
@@ -139,14 +139,27 @@ async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture(scope="session")
+async def seeded_grants(admin_engine: AsyncEngine) -> list[dict[str, object]]:
+    """The built-in roles' permissions as the migrations left them."""
+    async with admin_engine.connect() as connection:
+        rows = await connection.execute(select(RolePermission.role_id, RolePermission.permission))
+        return [dict(row._mapping) for row in rows]
+
+
 @pytest.fixture(autouse=True)
-async def _clean_tables(admin_engine: AsyncEngine) -> AsyncIterator[None]:
+async def _clean_tables(
+    admin_engine: AsyncEngine, seeded_grants: list[dict[str, object]]
+) -> AsyncIterator[None]:
     yield
     async with admin_engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name not in SEEDED_TABLES:
                 await connection.execute(delete(table))
         await connection.execute(delete(Role).where(Role.name.not_in(BUILTIN_ROLES)))
+        # A test may change what a built-in role grants: the next starts from the seed.
+        await connection.execute(delete(RolePermission))
+        await connection.execute(insert(RolePermission), seeded_grants)
 
 
 @pytest.fixture
