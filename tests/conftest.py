@@ -18,6 +18,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -223,6 +224,34 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD)
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def start_session(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str
+) -> dict[str, Any]:
+    """Log in once more: a separate session with its own access and refresh token."""
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": email, "password": password}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    pair: dict[str, Any] = response.json()
+    return pair
+
+
+async def login_status(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> int:
+    response = await client.post(
+        "/api/v1/auth/token", data={"username": email, "password": password}
+    )
+    return response.status_code
+
+
+async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
+    response = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    return response.status_code
 
 
 AccountFactory = Callable[..., Awaitable[Account]]

@@ -9,7 +9,6 @@ What differs from a user's machine:
   /usr/bin (the real image: 3.13 in /usr/local/bin), 270 MB instead of about
   130, plus the host's CA bundle. It is named through the Dockerfile's
   PYTHON_IMAGE argument, as the stand-in has no digest.
-- ghcr.io/astral-sh/uv:0.13.9 holds the same uv binary, taken from its wheel.
 - postgres:17-alpine is PostgreSQL 15 on Debian (glibc); its entrypoint
   honours only POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB.
 - redis:7-alpine is Redis 7.0.15 on Debian (glibc).
@@ -43,8 +42,6 @@ IMAGE = f"localhost/{PREFIX}:latest"
 STANDIN_BUILD_ARGS = (
     "--build-arg",
     "PYTHON_IMAGE=docker.io/library/python:3.13-slim-bookworm",
-    "--build-arg",
-    "UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9",
 )
 BUILD_TIMEOUT_SECONDS = 1200
 COMMAND_TIMEOUT_SECONDS = 120

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -13,41 +12,23 @@ from app.audit.models import AuditEvent
 from app.core.resources import Resources
 from app.identity.models import User
 from app.items.models import Item
-from tests.conftest import PASSWORD, Account, AccountFactory, client_for
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    AccountFactory,
+    bearer,
+    client_for,
+    login_status,
+    refresh_status,
+    start_session,
+)
 
 ME = "/api/v1/users/me"
 EXPORT = "/api/v1/users/me/export"
 TOKEN = "/api/v1/auth/token"
-REFRESH = "/api/v1/auth/refresh"
 ITEMS = "/api/v1/items"
 USERS = "/api/v1/users"
 ROLES = "/api/v1/roles"
-
-
-def bearer(access_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token}"}
-
-
-async def start_session(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str
-) -> dict[str, Any]:
-    """Log in once more: a separate session with its own access and refresh token."""
-    response = await client.post(
-        TOKEN, data={"username": email, "password": password}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    pair: dict[str, Any] = response.json()
-    return pair
-
-
-async def login_status(client: httpx.AsyncClient, email: str, password: str) -> int:
-    response = await client.post(TOKEN, data={"username": email, "password": password})
-    return response.status_code
-
-
-async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
-    response = await client.post(REFRESH, json={"refresh_token": refresh_token})
-    return response.status_code
 
 
 async def create_item(client: httpx.AsyncClient, account: Account, title: str) -> str:

@@ -14,35 +14,19 @@ from app.audit.models import AuditEvent
 from app.core.resources import Resources
 from app.identity.models import Role, User, UserRole
 from app.items.models import Item
-from tests.conftest import PASSWORD, Account, AccountFactory
+from tests.conftest import (
+    Account,
+    AccountFactory,
+    bearer,
+    login_status,
+    refresh_status,
+    start_session,
+)
 
 USERS = "/api/v1/users"
 ME = "/api/v1/users/me"
 ROLES = "/api/v1/roles"
-TOKEN = "/api/v1/auth/token"
-REFRESH = "/api/v1/auth/refresh"
 ITEMS = "/api/v1/items"
-
-
-def bearer(access_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token}"}
-
-
-async def start_session(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
-    response = await client.post(TOKEN, data={"username": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    pair: dict[str, Any] = response.json()
-    return pair
-
-
-async def login_status(client: httpx.AsyncClient, email: str) -> int:
-    response = await client.post(TOKEN, data={"username": email, "password": PASSWORD})
-    return response.status_code
-
-
-async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
-    response = await client.post(REFRESH, json={"refresh_token": refresh_token})
-    return response.status_code
 
 
 async def patch_user(

@@ -6,48 +6,26 @@ Its export and deletion are in tests/privacy/.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
 from app.core.resources import Resources
 from app.identity.models import User
-from tests.conftest import PASSWORD, AccountFactory
+from tests.conftest import (
+    PASSWORD,
+    AccountFactory,
+    bearer,
+    login_status,
+    refresh_status,
+    start_session,
+)
 
 ME = "/api/v1/users/me"
 PASSWORD_CHANGE = "/api/v1/users/me/password"
-TOKEN = "/api/v1/auth/token"
-REFRESH = "/api/v1/auth/refresh"
 ITEMS = "/api/v1/items"
 USERS = "/api/v1/users"
 NEW_PASSWORD = "a-brand-new-passphrase-42"
-
-
-def bearer(access_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token}"}
-
-
-async def start_session(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str
-) -> dict[str, Any]:
-    """Log in once more: a separate session with its own access and refresh token."""
-    response = await client.post(
-        TOKEN, data={"username": email, "password": password}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    pair: dict[str, Any] = response.json()
-    return pair
-
-
-async def login_status(client: httpx.AsyncClient, email: str, password: str) -> int:
-    response = await client.post(TOKEN, data={"username": email, "password": password})
-    return response.status_code
-
-
-async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
-    response = await client.post(REFRESH, json={"refresh_token": refresh_token})
-    return response.status_code
 
 
 # --- reading and editing the profile ----------------------------------------------
