@@ -141,16 +141,23 @@ async def admin_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture(scope="session")
-async def seeded_grants(admin_engine: AsyncEngine) -> list[dict[str, object]]:
-    """The built-in roles' permissions as the migrations left them."""
+async def seeded_grants(admin_engine: AsyncEngine) -> list[tuple[str, str]]:
+    """The built-in roles' permissions as the migrations left them, by role name.
+
+    By name, not id: a test that migrates down and up again seeds new ids.
+    """
     async with admin_engine.connect() as connection:
-        rows = await connection.execute(select(RolePermission.role_id, RolePermission.permission))
-        return [dict(row._mapping) for row in rows]
+        rows = await connection.execute(
+            select(Role.name, RolePermission.permission).join(
+                RolePermission, RolePermission.role_id == Role.id
+            )
+        )
+        return [(name, permission) for name, permission in rows]
 
 
 @pytest.fixture(autouse=True)
 async def _clean_tables(
-    admin_engine: AsyncEngine, seeded_grants: list[dict[str, object]]
+    admin_engine: AsyncEngine, seeded_grants: list[tuple[str, str]]
 ) -> AsyncIterator[None]:
     yield
     async with admin_engine.begin() as connection:
@@ -160,7 +167,12 @@ async def _clean_tables(
         await connection.execute(delete(Role).where(Role.name.not_in(BUILTIN_ROLES)))
         # A test may change what a built-in role grants: the next starts from the seed.
         await connection.execute(delete(RolePermission))
-        await connection.execute(insert(RolePermission), seeded_grants)
+        roles = await connection.execute(select(Role.name, Role.id))
+        role_ids = {row.name: row.id for row in roles}
+        await connection.execute(
+            insert(RolePermission),
+            [{"role_id": role_ids[name], "permission": perm} for name, perm in seeded_grants],
+        )
 
 
 @pytest.fixture
