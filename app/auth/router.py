@@ -20,7 +20,7 @@ from app.core.mail import deliver
 from app.core.ratelimit import LimitName
 from app.identity.models import EMAIL_MAX_LENGTH
 from app.users.schemas import UserCreate, UserRead
-from app.web.deps import CurrentPrincipal, RequestContextDep, ResourcesDep, SessionDep
+from app.web.deps import CurrentPrincipal, ResourcesDep, use_case
 from app.web.ratelimit import rate_limit
 from app.web.responses import VALIDATED, problems
 
@@ -28,34 +28,10 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 
 # One service per use case: a request builds only the one it calls.
-async def get_registration_service(
-    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
-) -> RegistrationService:
-    return RegistrationService(session, resources, context)
-
-
-async def get_login_service(
-    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
-) -> LoginService:
-    return LoginService(session, resources, context)
-
-
-async def get_token_service(
-    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
-) -> TokenService:
-    return TokenService(session, resources, context)
-
-
-async def get_password_reset_service(
-    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
-) -> PasswordResetService:
-    return PasswordResetService(session, resources, context)
-
-
-RegistrationServiceDep = Annotated[RegistrationService, Depends(get_registration_service)]
-LoginServiceDep = Annotated[LoginService, Depends(get_login_service)]
-TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
-PasswordResetServiceDep = Annotated[PasswordResetService, Depends(get_password_reset_service)]
+RegistrationServiceDep = Annotated[RegistrationService, use_case(RegistrationService)]
+LoginServiceDep = Annotated[LoginService, use_case(LoginService)]
+TokenServiceDep = Annotated[TokenService, use_case(TokenService)]
+PasswordResetServiceDep = Annotated[PasswordResetService, use_case(PasswordResetService)]
 
 
 class PasswordForm(OAuth2PasswordRequestForm):

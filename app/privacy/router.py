@@ -10,19 +10,13 @@ from fastapi import APIRouter, Depends, status
 from app.core.authz import Permission, Principal
 from app.privacy.schemas import UserExport
 from app.privacy.service import PersonalDataService
-from app.web.deps import CurrentPrincipal, RequestContextDep, ResourcesDep, SessionDep, require
+from app.web.deps import CurrentPrincipal, require, use_case
 from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-async def get_personal_data_service(
-    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
-) -> PersonalDataService:
-    return PersonalDataService(session, resources, context)
-
-
-PersonalDataServiceDep = Annotated[PersonalDataService, Depends(get_personal_data_service)]
+PersonalDataServiceDep = Annotated[PersonalDataService, use_case(PersonalDataService)]
 UserWriter = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
 
 

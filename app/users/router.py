@@ -9,32 +9,14 @@ from app.core.authz import Permission, Principal
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from app.users.schemas import PasswordChange, ProfileUpdate, UserAdminUpdate, UserRead
 from app.users.service import ProfileService, UserAdminService
-from app.web.deps import (
-    CurrentPrincipal,
-    RequestContextDep,
-    ResourcesDep,
-    SessionDep,
-    require,
-)
+from app.web.deps import CurrentPrincipal, require, use_case
 from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-async def get_profile_service(
-    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
-) -> ProfileService:
-    return ProfileService(session, resources, context)
-
-
-async def get_user_admin_service(
-    session: SessionDep, resources: ResourcesDep, context: RequestContextDep
-) -> UserAdminService:
-    return UserAdminService(session, resources, context)
-
-
-ProfileServiceDep = Annotated[ProfileService, Depends(get_profile_service)]
-UserAdminServiceDep = Annotated[UserAdminService, Depends(get_user_admin_service)]
+ProfileServiceDep = Annotated[ProfileService, use_case(ProfileService)]
+UserAdminServiceDep = Annotated[UserAdminService, use_case(UserAdminService)]
 UserReader = Annotated[Principal, Depends(require(Permission.USERS_READ))]
 UserWriter = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
 

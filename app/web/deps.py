@@ -7,7 +7,7 @@ thread, which costs more than anything these do.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import structlog
 from asgi_correlation_id import correlation_id
@@ -23,6 +23,8 @@ from app.core.resources import Resources, resources_of
 from app.core.security.tokens import InvalidAccessToken
 from app.db.types import utcnow
 from app.identity.principal import resolve_principal
+
+T = TypeVar("T")
 
 TOKEN_URL = "/api/v1/auth/token"
 _BAD_TOKEN = "The access token is invalid, expired or revoked."
@@ -67,6 +69,19 @@ async def get_request_context(request: Request) -> RequestContext:
 
 
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+def use_case(service: Callable[[AsyncSession, Resources, RequestContext], T]) -> Any:
+    """A dependency building `service` for this request's session, resources and caller.
+
+    `Annotated[LoginService, use_case(LoginService)]`: one provider for every
+    use-case service, so a router declares what it needs and nothing else.
+    """
+
+    async def build(session: SessionDep, resources: ResourcesDep, context: RequestContextDep) -> T:
+        return service(session, resources, context)
+
+    return Depends(build)
 
 
 async def get_principal(
