@@ -26,10 +26,13 @@ RateLimitStrategy = Literal["sliding-window-counter", "moving-window", "fixed-wi
 CommaList = Annotated[list[str], NoDecode]
 # Several keys in one setting: commas, or one a line in a secret file.
 SecretList = Annotated[list[SecretStr], NoDecode]
-# Settings that are secrets. Each may instead be read from the file named by
-# `<NAME>_FILE`, or from a file called `<NAME>` in SECRETS_DIR (Docker and
-# Kubernetes secrets), so the value never has to sit in the environment.
+# Settings that are or carry secrets (the URLs hold passwords). Each may
+# instead be read from the file named by `<NAME>_FILE`, or from a file called
+# `<NAME>` in SECRETS_DIR (Docker and Kubernetes secrets), so the value never
+# has to sit in the environment.
 SECRET_SETTINGS = (
+    "database_url",
+    "redis_url",
     "secret_key",
     "secret_key_previous",
     "data_encryption_keys",
@@ -74,6 +77,7 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
 
     database_url: str = DEFAULT_DATABASE_URL
+    database_url_file: Path | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -134,6 +138,7 @@ class Settings(BaseSettings):
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
 
     redis_url: str | None = None
+    redis_url_file: Path | None = None
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
 
     rate_limit_enabled: bool = True
@@ -334,6 +339,13 @@ class Settings(BaseSettings):
                 "shorter string; generate one with "
                 '`python3 -c "import secrets; print(secrets.token_urlsafe(48))"`'
             )
+        for previous in self.secret_key_previous:
+            key = previous.get_secret_value()
+            if len(key.encode()) < MIN_SECRET_BYTES or looks_made_up(key):
+                raise ValueError(
+                    "SECRET_KEY_PREVIOUS holds a key that would be refused as SECRET_KEY "
+                    "(short, default or patterned); a token it verifies could be forged"
+                )
         if self.debug:
             raise ValueError("DEBUG must be off in production")
         if self.is_sqlite:

@@ -10,8 +10,9 @@ import jwt
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
+from app.core.config import Settings
 from app.core.security.tokens import key_id, new_signing_key
 from tests.conftest import AccountFactory, bearer, client_for
 
@@ -87,6 +88,37 @@ async def test_a_well_signed_token_without_a_known_kid_is_401(
     response = await client.get(ME, headers=bearer(token))
 
     assert response.status_code == 401
+
+
+async def test_a_cursor_signed_before_a_rotation_is_400_not_a_crash(
+    client: httpx.AsyncClient, app_factory: Callable[..., FastAPI], make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    for n in range(3):
+        await client.post("/api/v1/items", json={"title": f"item {n}"}, headers=account.headers)
+    page = await client.get("/api/v1/items", params={"limit": 1}, headers=account.headers)
+    cursor = page.json()["next_cursor"]
+    assert cursor
+
+    async with _serving(app_factory, new_signing_key(), [OLD]) as rotated:
+        response = await rotated.get(
+            "/api/v1/items", params={"limit": 1, "cursor": cursor}, headers=account.headers
+        )
+
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("invalid-cursor")
+
+
+def test_production_refuses_a_previous_key_it_would_refuse_as_the_current_one() -> None:
+    values = {
+        "app_env": "production",
+        "database_url": "postgresql+asyncpg://app:pw@db.internal:5432/groundwork",
+        "secret_key": SecretStr(new_signing_key()),
+    }
+    with pytest.raises(ValidationError, match="SECRET_KEY_PREVIOUS holds a key"):
+        Settings(_env_file=None, secret_key_previous=[SecretStr("too-short")], **values)  # type: ignore[call-arg]
+    accepted = Settings(_env_file=None, secret_key_previous=[SecretStr(OLD)], **values)  # type: ignore[call-arg]
+    assert accepted.is_production
 
 
 def test_the_key_id_is_a_short_digest_not_the_key() -> None:
