@@ -117,6 +117,34 @@ async def _with_users(settings: Settings, action: str, *args: str) -> str:
         return "\n".join(lines) or "no users"
 
 
+# Commands that print a fresh random key. They read no settings, which may not
+# be configured yet.
+KEY_COMMANDS = {
+    "new-secret-key": "print a new random key for SECRET_KEY",
+    "new-encryption-key": "print a new Fernet key for DATA_ENCRYPTION_KEYS",
+}
+
+
+def _new_key(command: str) -> str:
+    from app.core.security.keyring import new_data_key
+    from app.core.security.tokens import new_signing_key
+
+    return new_signing_key() if command == "new-secret-key" else new_data_key()
+
+
+async def _reencrypt(settings: Settings) -> str:
+    """Every encrypted column under the newest DATA_ENCRYPTION_KEYS key."""
+    from app.core.security.keyring import ENCRYPTED_COLUMNS, reencrypt_columns
+    from app.main import open_resources
+
+    async with open_resources(settings) as resources:
+        changed = await reencrypt_columns(
+            resources.sessionmaker, resources.keyring, ENCRYPTED_COLUMNS
+        )
+    lines = [f"{name}: {count} re-encrypted" for name, count in changed.items()]
+    return "\n".join(lines) or "no encrypted columns; nothing to re-encrypt"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundwork", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,7 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--password-stdin", action="store_true", help="read the password from standard input"
         )
     commands.add_parser("list-users", help="list the first 100 accounts")
+    for name, text in KEY_COMMANDS.items():
+        commands.add_parser(name, help=text)
+    commands.add_parser(
+        "reencrypt", help="re-encrypt stored data with the newest DATA_ENCRYPTION_KEYS key"
+    )
     args = parser.parse_args(argv)
+    if args.command in KEY_COMMANDS:
+        print(_new_key(args.command))
+        return 0
     settings = _load_settings()
     configure_logging(settings)
 
@@ -155,9 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in {"create-admin", "set-password"}:
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else _prompt()
         extra = (args.email, password)
+    from app.core.security.keyring import KeyringMissing, UndecryptableValue
+
     try:
-        print(asyncio.run(_with_users(settings, args.command, *extra)))
-    except (ValueError, LookupError, DomainError) as exc:
+        if args.command == "reencrypt":
+            print(asyncio.run(_reencrypt(settings)))
+        else:
+            print(asyncio.run(_with_users(settings, args.command, *extra)))
+    except (ValueError, LookupError, DomainError, KeyringMissing, UndecryptableValue) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except DBAPIError as exc:

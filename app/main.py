@@ -24,6 +24,7 @@ from app.core.ratelimit import RateLimiter, rules_from
 from app.core.ratelimit.subjects import TokenSubjects
 from app.core.redis import create_redis
 from app.core.resources import Resources
+from app.core.security.keyring import DataKeyring
 from app.core.security.passwords import PasswordHasher
 from app.core.security.tokens import AccessTokenCodec
 from app.core.tracing import Tracing
@@ -101,6 +102,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         hasher=PasswordHasher(settings),
         tokens=AccessTokenCodec(settings),
         cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
+        keyring=DataKeyring.from_settings(settings),
         mailer=create_mailer(settings),
         redis=redis,
         rate_limiter=RateLimiter(

@@ -6,10 +6,12 @@ down explicitly. Nothing else in the code base looks at `os.environ`.
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
+from cryptography.fernet import Fernet
 from limits import parse_many
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -22,6 +24,22 @@ MIB = 1024 * 1024
 RateLimitStrategy = Literal["sliding-window-counter", "moving-window", "fixed-window"]
 # Lists are comma-separated in the environment (`A,B`), not JSON.
 CommaList = Annotated[list[str], NoDecode]
+# Several keys in one setting: commas, or one a line in a secret file.
+SecretList = Annotated[list[SecretStr], NoDecode]
+# Settings that are or carry secrets (the URLs hold passwords). Each may
+# instead be read from the file named by `<NAME>_FILE`, or from a file called
+# `<NAME>` in SECRETS_DIR (Docker and Kubernetes secrets), so the value never
+# has to sit in the environment.
+SECRET_SETTINGS = (
+    "database_url",
+    "redis_url",
+    "secret_key",
+    "secret_key_previous",
+    "data_encryption_keys",
+    "smtp_password",
+    "metrics_token",
+    "first_admin_password",
+)
 
 
 class Settings(BaseSettings):
@@ -30,7 +48,13 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=False,
+        # A rejected value must not be echoed into the error: it may be a secret.
+        hide_input_in_errors=True,
     )
+
+    # A directory of secret files named after the settings (`SECRET_KEY`,
+    # `SMTP_PASSWORD`, ...), as Docker mounts them under /run/secrets.
+    secrets_dir: Path | None = None
 
     app_env: Literal["development", "test", "production"] = "development"
     debug: bool = False
@@ -53,6 +77,7 @@ class Settings(BaseSettings):
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0)
 
     database_url: str = DEFAULT_DATABASE_URL
+    database_url_file: Path | None = None
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -72,7 +97,17 @@ class Settings(BaseSettings):
     # (PgBouncer refuses it as a startup parameter).
     db_pgbouncer: bool = False
 
+    # Signs access tokens. Tokens name their key by `kid`, so after a rotation
+    # the keys listed in SECRET_KEY_PREVIOUS still verify (never sign) tokens
+    # issued before it, until those expire.
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET_KEY)
+    secret_key_file: Path | None = None
+    secret_key_previous: SecretList = Field(default_factory=list)
+    secret_key_previous_file: Path | None = None
+    # Fernet keys for data encrypted at rest, newest first: the newest
+    # encrypts, any listed decrypts. Independent of SECRET_KEY.
+    data_encryption_keys: SecretList = Field(default_factory=list)
+    data_encryption_keys_file: Path | None = None
     jwt_issuer: str = "groundwork"
     jwt_audience: str = "groundwork-api"
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
@@ -85,6 +120,7 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
     smtp_starttls: bool = True
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     # Where the reset email points; `{token}` is replaced. Unset: the token alone.
@@ -102,6 +138,7 @@ class Settings(BaseSettings):
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
 
     redis_url: str | None = None
+    redis_url_file: Path | None = None
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
 
     rate_limit_enabled: bool = True
@@ -131,6 +168,7 @@ class Settings(BaseSettings):
     # /metrics: open outside production; in production only with this bearer
     # token or from one of these networks (comma-separated CIDRs).
     metrics_token: SecretStr | None = None
+    metrics_token_file: Path | None = None
     metrics_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
     # Set: metrics are shared by every worker process through files here
     # (prometheus_client's multiprocess mode). Cleared by `serve` at start-up.
@@ -145,6 +183,46 @@ class Settings(BaseSettings):
 
     first_admin_email: str | None = None
     first_admin_password: SecretStr | None = None
+    first_admin_password_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_secret_files(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        secrets_dir = data.get("secrets_dir")
+        for name in SECRET_SETTINGS:
+            path = _secret_file_of(name, data.get(f"{name}_file"), secrets_dir)
+            if path is None:
+                continue
+            if data.get(name) not in (None, ""):
+                raise ValueError(
+                    f"{name.upper()} is set both directly and as a file ({path}); "
+                    "set only one of them"
+                )
+            data[name] = read_secret_file(name, path)
+        return data
+
+    @field_validator("secret_key_previous", "data_encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in re.split(r"[,\s]+", value) if part]
+        return value
+
+    @field_validator("data_encryption_keys")
+    @classmethod
+    def _fernet_keys(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for position, key in enumerate(value, start=1):
+            try:
+                Fernet(key.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    f"key {position} is not a Fernet key (32 url-safe base64-encoded bytes); "
+                    "generate one with `python -m app new-encryption-key`"
+                ) from None
+        return value
 
     @field_validator(
         "trusted_proxies",
@@ -261,6 +339,13 @@ class Settings(BaseSettings):
                 "shorter string; generate one with "
                 '`python3 -c "import secrets; print(secrets.token_urlsafe(48))"`'
             )
+        for previous in self.secret_key_previous:
+            key = previous.get_secret_value()
+            if len(key.encode()) < MIN_SECRET_BYTES or looks_made_up(key):
+                raise ValueError(
+                    "SECRET_KEY_PREVIOUS holds a key that would be refused as SECRET_KEY "
+                    "(short, default or patterned); a token it verifies could be forged"
+                )
         if self.debug:
             raise ValueError("DEBUG must be off in production")
         if self.is_sqlite:
@@ -296,6 +381,31 @@ MIN_SECRET_DISTINCT_CHARACTERS = 8
 # Where IPv6 writes IPv4 addresses (::ffff:a.b.c.d); clients are matched by
 # their IPv4 form, but a network holding all of these still means "everyone".
 _IPV4_MAPPED = IPv6Network("::ffff:0:0/96")
+
+
+def _secret_file_of(name: str, file_setting: object, secrets_dir: object) -> Path | None:
+    if file_setting not in (None, ""):
+        return Path(str(file_setting))
+    if secrets_dir in (None, ""):
+        return None
+    directory = Path(str(secrets_dir))
+    for candidate in (directory / name.upper(), directory / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_secret_file(name: str, path: Path) -> str:
+    """A secret file's content without the trailing newline editors and `echo` add."""
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {reason}") from None
+    value = content.rstrip("\r\n")
+    if not value:
+        raise ValueError(f"{name.upper()}_FILE: {path} is empty")
+    return value
 
 
 def looks_made_up(secret: str) -> bool:

@@ -34,12 +34,14 @@ _MIN_SECRET_LENGTH = 6
 
 
 def configured_secrets(settings: Settings) -> list[str]:
-    """Every SecretStr setting, and the password inside any URL setting."""
+    """Every SecretStr setting (or list of them), and the password inside any URL setting."""
     found: list[str] = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             found.append(value.get_secret_value())
+        elif isinstance(value, list) and all(isinstance(item, SecretStr) for item in value):
+            found.extend(item.get_secret_value() for item in value)
         elif isinstance(value, str) and name.endswith("_url") and "@" in value:
             try:
                 password = urlsplit(value).password

@@ -19,6 +19,7 @@ from app.core.mail import Mailer
 from app.core.pagination import CursorCodec
 from app.core.ratelimit import RateLimiter
 from app.core.ratelimit.subjects import TokenSubjects
+from app.core.security.keyring import DataKeyring
 from app.core.security.passwords import PasswordHasher
 from app.core.security.tokens import AccessTokenCodec
 
@@ -33,6 +34,8 @@ class Resources:
     hasher: PasswordHasher
     tokens: AccessTokenCodec
     cursors: CursorCodec
+    # Data encrypted at rest (DATA_ENCRYPTION_KEYS); empty until configured.
+    keyring: DataKeyring
     mailer: Mailer
     # None unless REDIS_URL is set; rate limits then live in the process.
     redis: Redis | None

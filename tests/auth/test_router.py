@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.core.resources import Resources
-from app.core.security.tokens import ALGORITHM
+from app.core.security.tokens import ALGORITHM, key_id
 from app.identity.models import User
 from tests.conftest import PASSWORD, AccountFactory, login, register
 
@@ -20,6 +20,7 @@ REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
 ME = "/api/v1/users/me"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
+KID = key_id(SECRET)
 
 
 async def stored_user(resources: Resources, email: str) -> User:
@@ -147,7 +148,11 @@ async def test_login_issues_a_bearer_token_with_every_claim(
     assert claims["iss"] == "groundwork"
     assert claims["exp"] - claims["iat"] == 900
     assert {"sid", "jti"} <= set(claims)
-    assert jwt.get_unverified_header(body["access_token"])["alg"] == "HS256"
+    assert jwt.get_unverified_header(body["access_token"]) == {
+        "alg": "HS256",
+        "typ": "JWT",
+        "kid": KID,
+    }
 
 
 async def test_login_accepts_the_email_in_any_case(
@@ -249,21 +254,36 @@ def _claims(account_id: uuid.UUID, **overrides: object) -> dict[str, object]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
+def _signed(
+    claims: dict[str, object], key: str = SECRET, algorithm: str = ALGORITHM, **header: object
+) -> str:
+    """Signed the way the server signs, naming the server's key unless told otherwise."""
+    return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": KID, **header})
+
+
+def _unsigned(header: dict[str, object], claims: dict[str, object]) -> str:
+    return f"{_b64(header)}.{_b64(claims)}."
+
+
 FORGERIES = {
-    "alg_none": lambda uid: f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims(uid))}.",
-    "other_key": lambda uid: jwt.encode(_claims(uid), "another-key-" * 4, algorithm="HS256"),
-    "hs512": lambda uid: jwt.encode(_claims(uid), SECRET, algorithm="HS512"),
-    "expired": lambda uid: jwt.encode(
-        _claims(uid, iat=int(time.time()) - 3600, exp=int(time.time()) - 60), SECRET, "HS256"
+    "alg_none": lambda uid: _unsigned({"alg": "none", "typ": "JWT", "kid": KID}, _claims(uid)),
+    "other_key": lambda uid: _signed(_claims(uid), "another-key-" * 4),
+    "hs512": lambda uid: _signed(_claims(uid), algorithm="HS512"),
+    "expired": lambda uid: _signed(
+        _claims(uid, iat=int(time.time()) - 3600, exp=int(time.time()) - 60)
     ),
-    "wrong_audience": lambda uid: jwt.encode(_claims(uid, aud="someone-else"), SECRET, "HS256"),
-    "wrong_issuer": lambda uid: jwt.encode(_claims(uid, iss="evil"), SECRET, "HS256"),
-    "no_exp": lambda uid: jwt.encode(_claims(uid, exp=None), SECRET, "HS256"),
-    "no_sid": lambda uid: jwt.encode(_claims(uid, sid=None), SECRET, "HS256"),
-    "sub_not_uuid": lambda uid: jwt.encode(_claims(uid, sub="admin"), SECRET, "HS256"),
-    "unknown_user": lambda uid: jwt.encode(_claims(uuid.uuid4()), SECRET, "HS256"),
+    "wrong_audience": lambda uid: _signed(_claims(uid, aud="someone-else")),
+    "wrong_issuer": lambda uid: _signed(_claims(uid, iss="evil")),
+    "no_exp": lambda uid: _signed(_claims(uid, exp=None)),
+    "no_sid": lambda uid: _signed(_claims(uid, sid=None)),
+    "sub_not_uuid": lambda uid: _signed(_claims(uid, sub="admin")),
+    "unknown_user": lambda uid: _signed(_claims(uuid.uuid4())),
     # Signed correctly, but for a session the server never started.
-    "unknown_session": lambda uid: jwt.encode(_claims(uid), SECRET, "HS256"),
+    "unknown_session": lambda uid: _signed(_claims(uid)),
+    # Signed with the right key, but naming none or another.
+    "no_kid": lambda uid: jwt.encode(_claims(uid), SECRET, algorithm=ALGORITHM),
+    "unknown_kid": lambda uid: _signed(_claims(uid), kid="0123456789abcdef"),
+    "kid_not_a_string": lambda uid: _unsigned({"alg": "HS256", "kid": ["a"]}, _claims(uid)),
     "garbage": lambda uid: "not.a.jwt",
 }
 
@@ -291,7 +311,7 @@ async def test_a_token_naming_part_of_the_issuer_is_401(
     # A live session, a valid signature, an issuer that is only a prefix of ours:
     # PyJWT 2.10.0 tested a string issuer with `in` and let it through.
     claims["iss"] = claims["iss"][:-1]
-    token = jwt.encode(claims, SECRET, algorithm=ALGORITHM)
+    token = _signed(claims)
 
     response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
 
@@ -320,7 +340,7 @@ async def test_a_genuine_token_is_accepted(
     # for a live session works.
     account = await make_account()
     sid = jwt.decode(account.token, options={"verify_signature": False})["sid"]
-    token = jwt.encode(_claims(account.id, sid=sid), SECRET, "HS256")
+    token = _signed(_claims(account.id, sid=sid))
 
     response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
 

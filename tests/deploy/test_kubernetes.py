@@ -21,6 +21,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from app.core.config import SECRET_SETTINGS as FILE_SETTINGS
 from app.core.config import Settings
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -194,21 +195,45 @@ def test_the_configuration_is_one_production_accepts() -> None:
 
 
 def test_secrets_are_in_the_secret_and_only_settings_are() -> None:
-    assert set(_secret()) <= SETTING_NAMES
+    # Each key becomes a file in SECRETS_DIR, which only these settings are read from.
+    assert set(_secret()) <= {name.upper() for name in FILE_SETTINGS}
     assert {"SECRET_KEY", "DATABASE_URL"} <= set(_secret())
     # A setting the app treats as secret never sits in the ConfigMap.
     assert SECRET_SETTINGS & set(_config()) == set()
     assert {"SECRET_KEY", "SMTP_PASSWORD", "METRICS_TOKEN"} <= SECRET_SETTINGS
 
 
-def test_both_workloads_read_the_same_configmap_and_secret() -> None:
-    expected = [{"configMapRef": {"name": "groundwork"}}, {"secretRef": {"name": "groundwork"}}]
-
-    assert _container("Deployment")["envFrom"] == expected
-    assert _container("Job")["envFrom"] == expected
+def test_both_workloads_read_the_configmap_and_mount_the_secret_in_secrets_dir() -> None:
+    secrets_dir = _config()["SECRETS_DIR"]
+    for kind in ("Deployment", "Job"):
+        container = _container(kind)
+        assert container["envFrom"] == [{"configMapRef": {"name": "groundwork"}}]
+        mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+        volumes = {volume["name"]: volume for volume in _pod(kind)["volumes"]}
+        mount = mounts[secrets_dir]
+        assert mount["readOnly"] is True
+        assert volumes[mount["name"]]["secret"]["secretName"] == "groundwork"
     assert (
         _one("ConfigMap")["metadata"]["name"] == _one("Secret")["metadata"]["name"] == "groundwork"
     )
+
+
+def test_the_secret_mounted_as_files_gives_the_settings_production_needs(
+    tmp_path: Path,
+) -> None:
+    # As the kubelet lays it out: one file per key, named after it.
+    values = {**_secret(), "SECRET_KEY": secrets.token_urlsafe(48)}
+    for name, value in values.items():
+        (tmp_path / name).write_text(value, encoding="utf-8")
+    config = {name.lower(): value for name, value in _config().items() if name in SETTING_NAMES}
+    config["secrets_dir"] = str(tmp_path)
+
+    settings = Settings(_env_file=None, **config)  # type: ignore[call-arg]
+
+    assert settings.is_production
+    assert settings.secret_key.get_secret_value() == values["SECRET_KEY"]
+    assert settings.database_url == values["DATABASE_URL"]
+    assert settings.metrics_token == SecretStr(values["METRICS_TOKEN"])
 
 
 # --- lifecycle ---------------------------------------------------------------------

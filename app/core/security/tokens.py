@@ -1,7 +1,13 @@
-"""Access tokens: short-lived JWTs, HS256 only, every claim required."""
+"""Access tokens: short-lived JWTs, HS256 only, every claim required.
+
+Each token names its signing key by `kid` in the header, so the key can be
+rotated: SECRET_KEY signs, and SECRET_KEY and SECRET_KEY_PREVIOUS verify.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +20,20 @@ from app.core.config import Settings
 # only because the verifier never accepts anything but this.
 ALGORITHM = "HS256"
 _REQUIRED_CLAIMS = ["sub", "sid", "iss", "aud", "iat", "exp", "jti"]
+# Domain-separated so the key id is never the digest some other use of the key
+# might publish; 64 bits keep distinct keys apart.
+_KEY_ID_LABEL = b"groundwork.access-token.kid.v1:"
+_KEY_ID_HEX_CHARS = 16
+NEW_KEY_BYTES = 48
+
+
+def key_id(key: str) -> str:
+    """The `kid` naming a signing key: a short digest, as the header is readable by anyone."""
+    return hashlib.sha256(_KEY_ID_LABEL + key.encode()).hexdigest()[:_KEY_ID_HEX_CHARS]
+
+
+def new_signing_key() -> str:
+    return secrets.token_urlsafe(NEW_KEY_BYTES)
 
 
 class InvalidAccessToken(Exception):
@@ -37,6 +57,9 @@ class IssuedToken:
 class AccessTokenCodec:
     def __init__(self, settings: Settings) -> None:
         self._key = settings.secret_key.get_secret_value()
+        self._key_id = key_id(self._key)
+        previous = [key.get_secret_value() for key in settings.secret_key_previous]
+        self._verifying = {key_id(key): key for key in [*previous, self._key]}
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._ttl = timedelta(seconds=settings.access_token_ttl_seconds)
@@ -51,14 +74,19 @@ class AccessTokenCodec:
             "exp": int((now + self._ttl).timestamp()),
             "jti": uuid.uuid4().hex,
         }
-        token = jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._key_id})
         return IssuedToken(token=token, expires_in=int(self._ttl.total_seconds()))
 
     def decode(self, token: str) -> AccessClaims:
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._verifying.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                # No `kid`, or one of a key that was removed or never ours.
+                raise InvalidAccessToken("the token names no key this server verifies with")
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
