@@ -9,6 +9,9 @@ TOOLS := .tools
 # uv from PATH when present; otherwise a private copy bootstrapped with pip.
 UV ?= $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 PY := $(VENV)/bin/python
+# `make bench`: a database of its own (created if missing) and a Redis db it may fill.
+BENCH_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
@@ -74,8 +77,8 @@ revision: install ## new migration from the models: make revision m="add orders"
 	@test -n "$(m)" || { echo 'usage: make revision m="what changes"'; exit 2; }
 	$(VENV)/bin/alembic revision --autogenerate -m "$(m)"
 
-bench: install ## every benchmark in bench/ (needs Redis on 127.0.0.1; see docs/benchmarks.md)
-	@for script in bench/[!_]*.py; do echo "==> $$script"; $(PY) "$$script" || exit 1; done
+bench: install ## the project against a bare app under wrk, on PostgreSQL + Redis (docs/benchmarks.md)
+	$(PY) bench/compare.py --database-url "$(BENCH_DATABASE_URL)" --redis-url "$(BENCH_REDIS_URL)"
 
 clean: ## remove environments, caches and the local database
 	rm -rf $(VENV) .venv-* $(TOOLS) .data .pytest_cache .mypy_cache .ruff_cache

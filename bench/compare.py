@@ -1,0 +1,469 @@
+"""The project against a bare FastAPI app doing the same work, side by side under wrk.
+
+Serves the project as production does (`python -m app serve`, APP_ENV=production,
+JSON access log, Prometheus metrics in multiprocess mode, traces sampled at
+0.1 to a dummy collector on 127.0.0.1, rate limits and lockouts counted in
+Redis) and `bench/bare.py` (no middleware), one uvicorn process each, on one
+PostgreSQL database, and prints project/bare ratios:
+
+- the authenticated items list (`limit=20`): req/s and p99;
+- `/health/live` against the bare app's `/ping`;
+- login throughput (form login, argon2id verified);
+- `/health/live` p99 during a login storm against idle (project alone);
+- a deep keyset page (page 500 of 20 among `--deep-items` items) against the first page;
+- cold start: process start to the first 200.
+
+Rounds alternate which server goes first, so a shared machine's drift hits
+both alike. The rate limits and lockouts are raised so that nothing is
+refused: every request still pays for its Redis check.
+
+    .venv/bin/python bench/compare.py [--seconds 10] [--rounds 3] [--connections 32]
+        [--items-only] [--project-env DB_POOL_PRE_PING=false ...]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench]
+        [--redis-url redis://127.0.0.1:6379/15]
+
+The database is given to the bench alone: created if missing, migrated and
+filled (a user with `--deep-items` items, kept between runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.cli import migrate  # noqa: E402
+from app.core.config import Settings  # noqa: E402
+from bench.observability import dummy_collector  # noqa: E402
+
+EMAIL = "bench@example.com"
+PASSWORD = "correct-horse-battery-staple"
+UNLIMITED = "1000000/minute"
+START_TIMEOUT_SECONDS = 60
+DEEP_PAGE = 500
+PAGE_SIZE = 20
+INSTALL_WRK = (
+    "wrk is not installed: `sudo apt-get install wrk` (Debian, Ubuntu), "
+    "`brew install wrk` (macOS), or build it from https://github.com/wg/wrk"
+)
+
+
+@dataclass
+class Result:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk_path() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit(INSTALL_WRK)
+    return path
+
+
+def wrk(
+    url: str, seconds: int, connections: int, headers: dict[str, str], script: Path | None = None
+) -> Result:
+    command = [
+        wrk_path(),
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    if script is not None:
+        command += ["-s", str(script)]
+    output = subprocess.run(  # noqa: S603 - wrk with our own arguments
+        [*command, url], capture_output=True, text=True, check=True
+    ).stdout
+    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if refused:
+        raise SystemExit(f"{url}: {refused.group(1)} answers were not 2xx:\n{output}")
+    errors = re.search(r"Socket errors: (.*)", output)
+    if errors:
+        print(f"    ({url}: socket errors {errors.group(1)})", flush=True)
+    percentile = {
+        int(p): _ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)\s*$", output, re.MULTILINE)
+    }
+    if 50 not in percentile or 99 not in percentile:
+        raise SystemExit(f"{url}: no latency distribution in wrk's output:\n{output}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return Result(rate, percentile[50], percentile[99])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    base: str
+    started_in: float
+
+
+@contextmanager
+def running(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[Server]:
+    """A server process, from start to its first 200 on `probe`, stopped on leaving."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with log.open("a") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [part.replace("{port}", str(port)) for part in command],
+            cwd=ROOT,
+            env={"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port)},
+            stdout=out,
+            stderr=out,
+        )
+        try:
+            with httpx.Client(base_url=base, timeout=2) as http:
+                while True:
+                    try:
+                        if http.get(probe).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if process.poll() is not None or time.perf_counter() - started > 60:
+                        raise SystemExit(f"{command} did not start; see {log}")
+                    time.sleep(0.01)
+            yield Server(base, time.perf_counter() - started)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def project_env(args: argparse.Namespace, collector: str, metrics_dir: Path) -> dict[str, str]:
+    return {
+        "APP_ENV": "production",
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": args.database_url,
+        "REDIS_URL": args.redis_url,
+        "SECRET_KEY": args.secret,
+        "CORS_ORIGINS": "https://app.example.com",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector,
+        "OTEL_SERVICE_NAME": "groundwork-bench",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+        # Counted in Redis as shipped, never refused: refusals would be cheap answers.
+        "RATE_LIMIT_DEFAULT": UNLIMITED,
+        "RATE_LIMIT_LOGIN": UNLIMITED,
+        "LOGIN_LOCKOUT_ACCOUNT": "1000000/15 minutes",
+        "LOGIN_LOCKOUT_CLIENT": "1000000/15 minutes",
+        "PASSWORD_HASH_QUEUE_LIMIT": "1000",
+        # Stopped between measurements: nothing to drain.
+        "SHUTDOWN_DRAIN_SECONDS": "0",
+    }
+
+
+PROJECT = [sys.executable, "-m", "app", "serve"]
+BARE = [
+    sys.executable,
+    "-m",
+    "uvicorn",
+    "bench.bare:create_app",
+    "--factory",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+    "--no-access-log",
+    "--no-server-header",
+    "--log-level",
+    "warning",
+]
+
+
+async def create_database(database_url: str) -> None:
+    """CREATE DATABASE, through the server's `postgres` database, unless it exists."""
+    url = make_url(database_url)
+    engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as connection:
+        exists = await connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+        )
+        if not exists:
+            await connection.execute(text(f'CREATE DATABASE "{url.database}"'))
+    await engine.dispose()
+
+
+async def prepare(args: argparse.Namespace, env: dict[str, str], base: str) -> None:
+    """The bench user, and `--deep-items` items of its own (written once, kept)."""
+    async with httpx.AsyncClient(base_url=base) as http:
+        await http.post("/api/v1/auth/register", json={"email": EMAIL, "password": PASSWORD})
+    engine = create_async_engine(args.database_url)
+    async with engine.begin() as connection:
+        owner = (
+            await connection.execute(text("SELECT id FROM users WHERE email = :e"), {"e": EMAIL})
+        ).scalar_one()
+        count = (
+            await connection.execute(
+                text("SELECT count(*) FROM items WHERE owner_id = :o"), {"o": owner}
+            )
+        ).scalar_one()
+        if count < args.deep_items:
+            # One microsecond apart, newest last, as a steady stream of creations would be.
+            await connection.execute(
+                text(
+                    "INSERT INTO items (id, owner_id, title, description, created_at, "
+                    "updated_at, version) SELECT gen_random_uuid(), :o, 'item ' || n, NULL, "
+                    "now() - make_interval(secs => n / 1000.0), "
+                    "now() - make_interval(secs => n / 1000.0), 1 "
+                    "FROM generate_series(1, :n) AS n"
+                ),
+                {"o": owner, "n": args.deep_items - count},
+            )
+            await connection.execute(text("ANALYZE items"))
+    await engine.dispose()
+
+
+async def login(base: str, path: str) -> str:
+    async with httpx.AsyncClient(base_url=base) as http:
+        answer = await http.post(path, data={"username": EMAIL, "password": PASSWORD})
+        answer.raise_for_status()
+        token: str = answer.json()["access_token"]
+        return token
+
+
+async def deep_cursor(base: str, token: str) -> str:
+    """The cursor of page DEEP_PAGE, reached by following next_cursor from the first."""
+    cursor = ""
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        for _ in range(DEEP_PAGE - 1):
+            query = f"?limit={PAGE_SIZE}" + (f"&cursor={cursor}" if cursor else "")
+            answer = await http.get(f"/api/v1/items{query}")
+            answer.raise_for_status()
+            cursor = answer.json()["next_cursor"]
+    return cursor
+
+
+def alternate(
+    rounds: int, runs: dict[str, tuple[str, dict[str, str], Path | None]], seconds: int, c: int
+) -> dict[str, list[Result]]:
+    results: dict[str, list[Result]] = {name: [] for name in runs}
+    names = list(runs)
+    for number in range(rounds):
+        for name in names if number % 2 == 0 else names[::-1]:
+            url, headers, script = runs[name]
+            result = wrk(url, seconds, c, headers, script)
+            results[name].append(result)
+            print(
+                f"    round {number + 1} {name:>8}: {result.rate:8.1f} req/s  "
+                f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms",
+                flush=True,
+            )
+    return results
+
+
+def median(results: list[Result]) -> Result:
+    return Result(
+        statistics.median(r.rate for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+    )
+
+
+def report(title: str, results: dict[str, list[Result]], target: str) -> None:
+    mine, theirs = (median(results[name]) for name in results)
+    rates = [r.rate for r in results[next(iter(results))]]
+    ratio = mine.rate / theirs.rate
+    print(
+        f"  {title}: {mine.rate:.1f} vs {theirs.rate:.1f} req/s -> ratio {ratio:.2f}; "
+        f"p99 {mine.p99_ms:.1f} vs {theirs.p99_ms:.1f} ms -> {mine.p99_ms / theirs.p99_ms:.2f}x; "
+        f"p50 {mine.p50_ms / theirs.p50_ms:.2f}x  (rounds {min(rates):.0f}-{max(rates):.0f} req/s; "
+        f"target {target})",
+        flush=True,
+    )
+
+
+def login_script(folder: Path, path: str) -> Path:
+    script = folder / f"login{path.replace('/', '-')}.lua"
+    body = f"username={EMAIL.replace('@', '%40')}&password={PASSWORD}"
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.path = "{path}"\nwrk.body = "{body}"\n'
+        'wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n'
+    )
+    return script
+
+
+def storm(base: str, folder: Path, seconds: int, storm_connections: int) -> tuple[Result, Result]:
+    """/health/live alone, then while a login storm runs next to it."""
+    idle = wrk(f"{base}/health/live", seconds, 1, {})
+    script = login_script(folder, "/api/v1/auth/token")
+    logins = subprocess.Popen(  # noqa: S603 - wrk with our own arguments
+        [wrk_path(), "-t1", f"-c{storm_connections}", f"-d{seconds + 2}s", "-s", str(script), base],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1)
+        during = wrk(f"{base}/health/live", seconds, 1, {})
+    finally:
+        logins.wait()
+    return idle, during
+
+
+def cold_starts(env: dict[str, str], bare_env: dict[str, str], log: Path, n: int) -> None:
+    project, bare = [], []
+    for _ in range(n):
+        with running(PROJECT, env, "/health/live", log) as server:
+            project.append(server.started_in)
+        with running(BARE, bare_env, "/ping", log) as server:
+            bare.append(server.started_in)
+    p, b = statistics.median(project), statistics.median(bare)
+    print(
+        f"  cold start (process start to first 200, median of {n}): project {p:.2f} s, "
+        f"bare {b:.2f} s -> ratio {p / b:.2f}  "
+        f"(project runs {min(project):.2f}-{max(project):.2f} s; target <= 1.5 s)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--storm-connections", type=int, default=8)
+    parser.add_argument("--deep-items", type=int, default=200_000)
+    parser.add_argument("--cold-starts", type=int, default=3)
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--project-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the project's server, to measure a candidate (repeatable)",
+    )
+    parser.add_argument("--items-only", action="store_true", help="the items list alone")
+    args = parser.parse_args()
+    wrk_path()
+    args.secret = secrets.token_urlsafe(48)
+    with tempfile.TemporaryDirectory() as directory, dummy_collector() as collector:
+        folder = Path(directory)
+        metrics_dir = folder / "metrics"
+        metrics_dir.mkdir()
+        env = project_env(args, collector, metrics_dir)
+        env.update(setting.split("=", 1) for setting in args.project_env)
+        bare_env = {"BARE_DATABASE_URL": args.database_url, "BARE_SECRET_KEY": args.secret}
+        asyncio.run(create_database(args.database_url))
+        migrate(Settings(_env_file=None, database_url=args.database_url))  # type: ignore[call-arg]
+        log = folder / "servers.log"
+        c, s = args.connections, args.seconds
+        print(f"wrk -t1 -c{c}, {s:g} s per run, {args.rounds} alternating rounds", flush=True)
+        with running(PROJECT, env, "/health/live", log) as mine:
+            asyncio.run(prepare(args, env, mine.base))
+            with running(BARE, bare_env, "/ping", log) as bare:
+                token = asyncio.run(login(mine.base, "/api/v1/auth/token"))
+                auth = {"Authorization": f"Bearer {token}"}
+                q = f"?limit={PAGE_SIZE}"
+                print("GET items, authenticated", flush=True)
+                items = alternate(
+                    args.rounds,
+                    {
+                        "project": (f"{mine.base}/api/v1/items{q}", auth, None),
+                        "bare": (f"{bare.base}/items{q}", auth, None),
+                    },
+                    s,
+                    c,
+                )
+                if args.items_only:
+                    report("items list", items, ">= 0.8 req/s, p99 <= 1.5x")
+                    return
+                print("health", flush=True)
+                health = alternate(
+                    args.rounds,
+                    {
+                        "project": (f"{mine.base}/health/live", {}, None),
+                        "bare": (f"{bare.base}/ping", {}, None),
+                    },
+                    s,
+                    c,
+                )
+                print("login", flush=True)
+                logins = alternate(
+                    args.rounds,
+                    {
+                        "project": (mine.base, {}, login_script(folder, "/api/v1/auth/token")),
+                        "bare": (bare.base, {}, login_script(folder, "/token")),
+                    },
+                    s,
+                    args.storm_connections,
+                )
+            print("health during a login storm (project)", flush=True)
+            idle, during = storm(mine.base, folder, s, args.storm_connections)
+            print("deep page (project)", flush=True)
+            token = asyncio.run(login(mine.base, "/api/v1/auth/token"))
+            auth = {"Authorization": f"Bearer {token}"}
+            cursor = asyncio.run(deep_cursor(mine.base, token))
+            pages = alternate(
+                args.rounds,
+                {
+                    "deep": (f"{mine.base}/api/v1/items{q}&cursor={cursor}", auth, None),
+                    "first": (f"{mine.base}/api/v1/items{q}", auth, None),
+                },
+                s,
+                c,
+            )
+        print("cold start", flush=True)
+        print()
+        print("Ratios (medians of the rounds; project / bare unless said):")
+        report("items list", items, ">= 0.8 req/s, p99 <= 1.5x")
+        report("/health/live vs /ping", health, ">= 0.6 req/s")
+        report("login", logins, "as close to 1 as argon2id allows")
+        print(
+            f"  /health/live p99 during a login storm: {during.p99_ms:.2f} ms vs idle "
+            f"{idle.p99_ms:.2f} ms -> {during.p99_ms / idle.p99_ms:.2f}x  (target <= 5x)"
+        )
+        report(f"deep page {DEEP_PAGE} vs first page", pages, "deep p50 <= 1.3x first")
+        cold_starts(env, bare_env, log, args.cold_starts)
+
+
+if __name__ == "__main__":
+    main()
