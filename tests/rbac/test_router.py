@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.audit.models import AuditEvent
 from app.core.authz import Permission
 from app.core.resources import Resources
+from app.identity.models import Role, RolePermission
 from tests.conftest import Account, AccountFactory
 
 ROLES = "/api/v1/roles"
@@ -82,8 +83,27 @@ async def test_admin_sees_the_built_in_roles_and_their_permissions(
     assert all(set(role) == {"name", "permissions"} for role in response.json())
     roles = {role["name"]: role["permissions"] for role in response.json()}
     assert sorted(roles["admin"]) == EVERY_PERMISSION
-    assert len(roles["admin"]) == 9
+    assert len(roles["admin"]) == len(Permission)
     assert sorted(roles["member"]) == ["items:read", "items:write"]
+
+
+async def test_admin_holds_every_permission_by_definition_not_by_rows(
+    client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
+) -> None:
+    # A permission added to the catalogue is the admin's at once: there is
+    # no row to add, so no data migration to write.
+    admin = await make_account(roles=("admin",))
+
+    async with resources.sessionmaker() as session:
+        rows = await session.scalars(
+            select(RolePermission.permission)
+            .join(Role, Role.id == RolePermission.role_id)
+            .where(Role.name == "admin")
+        )
+        assert list(rows) == []
+    assert sorted((await list_roles(client, admin))["admin"]) == EVERY_PERMISSION
+    for path in (ROLES, USERS, AUDIT, "/api/v1/items"):
+        assert (await client.get(path, headers=admin.headers)).status_code == 200, path
 
 
 # --- creating ---------------------------------------------------------------------------
