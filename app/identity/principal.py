@@ -8,11 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal, granted_by
 from app.core.security.tokens import AccessClaims
 from app.identity.models import LoginSession, Role, RolePermission, User, UserRole
-
-_KNOWN_PERMISSIONS = {permission.value for permission in Permission}
 
 
 async def resolve_principal(
@@ -55,10 +53,5 @@ def _principal(
         user_id=user_id,
         session_id=session_id,
         roles=frozenset(role for role, _ in rows if role is not None),
-        # A permission dropped from the catalogue but still in a row is ignored.
-        permissions=frozenset(
-            Permission(permission)
-            for _, permission in rows
-            if permission is not None and permission in _KNOWN_PERMISSIONS
-        ),
+        permissions=granted_by(rows),
     )

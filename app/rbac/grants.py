@@ -8,16 +8,15 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.authz import Permission, Principal
+from app.core.authz import ADMIN_ROLE, Permission, Principal, granted_by
 from app.core.errors import Forbidden, Unprocessable
 from app.rbac.repository import RoleRepository
 
-ADMIN_ROLE = "admin"
 MEMBER_ROLE = "member"
-# `admin` always holds every permission and `member` is what new users get:
-# neither may be deleted, and admin's permissions may not shrink.
+# `admin` holds every permission by definition (app/core/authz.py) and
+# `member` is what new users get: neither may be deleted.
 BUILTIN_ROLES = frozenset({ADMIN_ROLE, MEMBER_ROLE})
-KNOWN_PERMISSIONS = {permission.value for permission in Permission}
+__all__ = ["ADMIN_ROLE", "BUILTIN_ROLES", "MEMBER_ROLE", "Grants", "RoleGrants", "ensure_within"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +35,7 @@ class RoleGrants:
         pairs = await self.roles.grants_for(user_id)
         return Grants(
             roles=frozenset(name for name, _ in pairs),
-            # A permission dropped from the catalogue but still in a row is ignored.
-            permissions=frozenset(
-                Permission(permission) for _, permission in pairs if permission in KNOWN_PERMISSIONS
-            ),
+            permissions=granted_by(pairs),
         )
 
     async def role_names_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
@@ -69,7 +65,7 @@ class RoleGrants:
         held = (await self.roles.role_names_of([user_id])).get(user_id, set())
         given = [role for role in roles if role.name not in held]
         if given:
-            ensure_within(actor, await self.roles.permissions_of_roles(given))
+            ensure_within(actor, granted_by(await self.roles.grants_of_roles(given)))
         await self.roles.set_user_roles(user_id, roles)
 
     async def is_last_admin(self, user_id: uuid.UUID) -> bool:
@@ -85,10 +81,9 @@ class RoleGrants:
         return await self.roles.count_active_holders(ADMIN_ROLE, excluding=user_id) == 0
 
 
-def ensure_within(actor: Principal, permissions: Iterable[str]) -> None:
+def ensure_within(actor: Principal, permissions: Iterable[Permission]) -> None:
     """No one grants more than they hold, or they could make themselves anything."""
-    # A permission dropped from the catalogue grants nothing, so giving it is no grant.
-    beyond = {p for p in permissions if p in KNOWN_PERMISSIONS} - set(actor.permissions)
+    beyond = set(permissions) - set(actor.permissions)
     if beyond:
         missing = ", ".join(sorted(beyond))
         raise Forbidden(f"You cannot grant permissions you do not hold: {missing}.")

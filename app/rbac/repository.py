@@ -53,11 +53,14 @@ class RoleRepository:
         statement = select(RolePermission.permission).where(RolePermission.role_id == role.id)
         return sorted((await self.session.scalars(statement)).all())
 
-    async def permissions_of_roles(self, roles: Iterable[Role]) -> set[str]:
-        statement = select(RolePermission.permission).where(
-            RolePermission.role_id.in_({role.id for role in roles})
+    async def grants_of_roles(self, roles: Iterable[Role]) -> list[tuple[str, str | None]]:
+        """(role name, permission) pairs of the roles; a role without permissions yields None."""
+        statement = (
+            select(Role.name, RolePermission.permission)
+            .outerjoin(RolePermission, RolePermission.role_id == Role.id)
+            .where(Role.id.in_({role.id for role in roles}))
         )
-        return set((await self.session.scalars(statement)).all())
+        return [(name, permission) for name, permission in await self.session.execute(statement)]
 
     async def lock(self, name: str) -> None:
         """Hold the role's row until the transaction ends; others taking it wait.

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.schemas import AuditAction
 from app.audit.trail import AuditTrail
-from app.core.authz import Permission, Principal
+from app.core.authz import EVERY_PERMISSION, Principal
 from app.core.context import RequestContext
 from app.core.errors import Conflict, NotFound
 from app.identity.models import Role
@@ -24,7 +24,7 @@ class RbacService:
 
     async def list_roles(self) -> list[RoleRead]:
         return [
-            RoleRead(name=role.name, permissions=permissions)
+            RoleRead(name=role.name, permissions=_shown(role.name, permissions))
             for role, permissions in await self.roles.all_with_permissions()
         ]
 
@@ -42,10 +42,12 @@ class RbacService:
 
     async def update_role(self, actor: Principal, name: str, data: RoleUpdate) -> RoleRead:
         role = await self._get(name)
-        if name == ADMIN_ROLE and set(data.permissions) != set(Permission):
+        if name == ADMIN_ROLE and set(data.permissions) != EVERY_PERMISSION:
             raise Conflict("The built-in admin role keeps every permission.")
         ensure_within(actor, data.permissions)
-        await self.roles.set_permissions(role, data.permissions)
+        # Nothing to store for admin: it holds the whole catalogue by definition.
+        if name != ADMIN_ROLE:
+            await self.roles.set_permissions(role, data.permissions)
         return await self._changed(actor, role, "updated")
 
     async def delete_role(self, actor: Principal, name: str) -> None:
@@ -69,7 +71,7 @@ class RbacService:
         return role
 
     async def _changed(self, actor: Principal, role: Role, change: str) -> RoleRead:
-        permissions = await self.roles.permissions_of(role)
+        permissions = _shown(role.name, await self.roles.permissions_of(role))
         self.audit.record(
             AuditAction.ROLE_CHANGED,
             actor_id=actor.user_id,
@@ -79,3 +81,8 @@ class RbacService:
         )
         await self.session.commit()
         return RoleRead(name=role.name, permissions=permissions)
+
+
+def _shown(name: str, permissions: list[str]) -> list[str]:
+    """Admin's permissions in full, never a wildcard: it holds the catalogue without rows."""
+    return sorted(EVERY_PERMISSION) if name == ADMIN_ROLE else permissions

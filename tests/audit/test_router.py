@@ -34,6 +34,12 @@ EVENT_FIELDS = {
 }
 
 
+@pytest.fixture
+def make_account(make_registered_account: AccountFactory) -> AccountFactory:
+    """Accounts made over HTTP: these tests read the events registering and logging in record."""
+    return make_registered_account
+
+
 async def events(
     client: httpx.AsyncClient, auditor: Account, **params: str | int
 ) -> list[dict[str, Any]]:

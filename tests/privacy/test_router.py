@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, or_, select
 
@@ -29,6 +30,12 @@ TOKEN = "/api/v1/auth/token"
 ITEMS = "/api/v1/items"
 USERS = "/api/v1/users"
 ROLES = "/api/v1/roles"
+
+
+@pytest.fixture
+def make_account(make_registered_account: AccountFactory) -> AccountFactory:
+    """Accounts made over HTTP: these tests read the events registering and logging in record."""
+    return make_registered_account
 
 
 async def create_item(client: httpx.AsyncClient, account: Account, title: str) -> str:
