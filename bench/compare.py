@@ -34,7 +34,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli import migrate  # noqa: E402
 from app.core.config import Settings  # noqa: E402
-from bench.observability import dummy_collector  # noqa: E402
+from bench.observability import dummy_collector, free_port  # noqa: E402
 
 EMAIL = "bench@example.com"
 PASSWORD = "correct-horse-battery-staple"
@@ -122,13 +121,6 @@ def wrk(
         raise SystemExit(f"{url}: no latency distribution in wrk's output:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     return Result(rate, percentile[50], percentile[99])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
