@@ -8,7 +8,6 @@ Each `type` is documented in docs/errors.md.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -18,9 +17,9 @@ from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core.outages import DATABASE_ERRORS, database_outage, driver_error_name, sqlstate_of
 from app.core.routes import route_path, route_table
 
 PROBLEM_TYPE_PREFIX = "urn:groundwork:problem:"
@@ -126,14 +125,6 @@ class ServiceUnavailable(DomainError):
         if retry_after_seconds is not None:
             headers = {**(headers or {}), "Retry-After": str(max(1, retry_after_seconds))}
         super().__init__(detail, headers=headers)
-
-
-class DatabaseUnreachable(Exception):
-    """No connection to the database could be opened: refused, timed out or turned away.
-
-    Raised by the engine in place of whatever the driver raised (kept as the
-    cause); the message is only the name of that error, never its text.
-    """
 
 
 class Problem(BaseModel):
@@ -358,91 +349,6 @@ async def _validation_error_handler(request: Request, exc: Exception) -> JSONRes
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Outage:
-    reason: str
-    detail: str
-    retry_after_seconds: int
-
-
-_UNREACHABLE = _Outage("unreachable", "The database cannot be reached; retry shortly.", 5)
-_CONNECTION_LOST = _Outage(
-    "connection-lost", "The connection to the database was lost; retry shortly.", 5
-)
-_POOL_EXHAUSTED = _Outage("pool-exhausted", "Every database connection is busy; retry shortly.", 2)
-_STATEMENT_TIMEOUT = _Outage(
-    "statement-timeout", "The database did not answer in time; retry shortly.", 2
-)
-_LOCKED = _Outage("locked", "The database is busy; retry shortly.", 2)
-# Another transaction won: PostgreSQL rolled this one back, and the same
-# request sent again normally goes through.
-_CONTENTION = _Outage(
-    "contention", "The database chose this request to give way to another; retry it.", 1
-)
-
-# SQLSTATEs that blame the server's state, not the request. Class 08 (a
-# broken connection) is matched by its prefix.
-_OUTAGE_SQLSTATES = {
-    "57014": _STATEMENT_TIMEOUT,  # query_canceled: statement_timeout, or an operator
-    "55P03": _STATEMENT_TIMEOUT,  # lock_not_available: lock_timeout
-    "57P01": _CONNECTION_LOST,  # admin_shutdown
-    "57P02": _CONNECTION_LOST,  # crash_shutdown
-    "57P03": _UNREACHABLE,  # cannot_connect_now: starting up or shutting down
-    "53300": _UNREACHABLE,  # too_many_connections
-    "40P01": _CONTENTION,  # deadlock_detected
-    "40001": _CONTENTION,  # serialization_failure
-}
-# SQLite's primary result codes for "another connection holds the lock".
-_SQLITE_BUSY_CODES = {5, 6}
-
-
-def _sqlstate(error: BaseException | None) -> str | None:
-    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
-    return code if isinstance(code, str) else None
-
-
-def _sqlite_code(error: BaseException | None) -> int | None:
-    while error is not None:
-        code = getattr(error, "sqlite_errorcode", None)
-        if isinstance(code, int):
-            return code & 0xFF
-        error = error.__cause__
-    return None
-
-
-def database_outage(exc: BaseException) -> _Outage | None:
-    """What keeps the database from serving this request, or None for any other error.
-
-    A bug (bad SQL, a violated constraint nobody caught) is None and stays a 500.
-    """
-    if isinstance(exc, DatabaseUnreachable):
-        return _UNREACHABLE
-    if isinstance(exc, sa_exc.TimeoutError):
-        return _POOL_EXHAUSTED
-    if not isinstance(exc, sa_exc.DBAPIError):
-        return None
-    # Set when the driver reports a disconnect; SQLAlchemy has then dropped
-    # this connection and marked every older pooled one for replacement.
-    if exc.connection_invalidated:
-        return _CONNECTION_LOST
-    sqlstate = _sqlstate(exc.orig)
-    if sqlstate is not None:
-        if sqlstate.startswith("08"):
-            return _CONNECTION_LOST
-        return _OUTAGE_SQLSTATES.get(sqlstate)
-    if _sqlite_code(exc.orig) in _SQLITE_BUSY_CODES:
-        return _LOCKED
-    return None
-
-
-def _driver_error_name(exc: Exception) -> str:
-    if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
-        return type(exc.orig).__name__
-    if isinstance(exc, DatabaseUnreachable) and exc.args:
-        return str(exc.args[0])
-    return type(exc).__name__
-
-
 async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
     outage = database_outage(exc)
     if outage is None:
@@ -453,8 +359,8 @@ async def _database_error_handler(request: Request, exc: Exception) -> JSONRespo
     log.warning(
         "database.unavailable",
         reason=outage.reason,
-        error=_driver_error_name(exc),
-        sqlstate=_sqlstate(getattr(exc, "orig", None)),
+        error=driver_error_name(exc),
+        sqlstate=sqlstate_of(getattr(exc, "orig", None)),
     )
     return await _domain_error_handler(
         request,
@@ -478,5 +384,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     # Database outages, in one place: whatever layer meets them, the client
     # gets 503 with Retry-After, never a 500.
-    for kind in (DatabaseUnreachable, sa_exc.TimeoutError, sa_exc.DBAPIError):
+    for kind in DATABASE_ERRORS:
         app.add_exception_handler(kind, _database_error_handler)

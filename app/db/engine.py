@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
-from app.core.errors import DatabaseUnreachable, database_outage
+from app.core.outages import DatabaseUnreachable, database_outage
 
 log = structlog.get_logger(__name__)
 

@@ -23,7 +23,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from app.core.errors import ServiceUnavailable, database_outage, problem_type
+from app.core.errors import ServiceUnavailable, problem_type
+from app.core.outages import database_outage
 from app.core.resources import Resources
 from app.db.types import utcnow
 from tests.conftest import client_for, login, register

@@ -22,7 +22,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from app.core.config import Settings
-from app.core.errors import DatabaseUnreachable
+from app.core.outages import DatabaseUnreachable
 from app.db.engine import create_engine
 from app.main import create_app
 from tests.conftest import PASSWORD, alembic_config, client_for, make_settings
