@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +27,12 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, Request, async_playwright
 
 from tests.conftest import free_port
+from tests.servers import START_TIMEOUT_SECONDS, serving
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-# Bounds on every wait, so a hang fails instead of stalling the run.
-START_TIMEOUT_SECONDS = 60
-STOP_TIMEOUT_SECONDS = 30
+# Each browser action's bound, so a hang fails instead of stalling the run.
 ACTION_TIMEOUT_MS = 20_000
 EMAIL = "reader@example.com"
 PASSWORD = "a-long-browser-password"
@@ -72,32 +69,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     # The work directory has no .env: nothing but `env` configures the server.
     run(["migrate"], env, workdir)
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve"], cwd=workdir, env=env, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{(workdir / 'server.log').read_text()}")
-            time.sleep(0.2)
+    log_path = workdir / "server.log"
+    with (
+        log_path.open("w") as log,
+        serving(env, cwd=workdir, stdout=log, stderr=log, log=log_path) as (base, _),
+    ):
         yield base
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")

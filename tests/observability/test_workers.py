@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
 from tests.conftest import free_port
+from tests.servers import START_TIMEOUT_SECONDS, STOP_TIMEOUT_SECONDS, serving
 
 ROOT = Path(__file__).resolve().parents[2]
-# Bounds on waiting for a subprocess, so a hang fails instead of stalling the run.
-START_TIMEOUT_SECONDS = 60
-STOP_TIMEOUT_SECONDS = 30
 REQUESTS = 120
 
 
@@ -46,36 +43,8 @@ def two_workers(
         "LOG_FORMAT": "json",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                # Not the route the test counts.
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start: {process.communicate(timeout=5)}")
-            time.sleep(0.2)
+    with serving(env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as (base, process):
         yield base, metrics_dir, process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def counted(text: str, route: str) -> float:
