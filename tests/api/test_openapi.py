@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.security.password_policy import MAX_LENGTH, MIN_LENGTH
@@ -18,14 +17,6 @@ PROBLEM_REF = "#/components/schemas/Problem"
 VALIDATION_PROBLEM_REF = "#/components/schemas/ValidationProblem"
 
 Operation = tuple[str, str, dict[str, Any]]
-
-
-@pytest.fixture
-async def schema(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await client.get("/openapi.json")
-    assert response.status_code == 200
-    document: dict[str, Any] = response.json()
-    return document
 
 
 def operations(schema: dict[str, Any]) -> Iterator[Operation]:

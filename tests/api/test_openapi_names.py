@@ -6,8 +6,6 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
-import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
@@ -17,14 +15,6 @@ SCHEMAS = "#/components/schemas/"
 CLIENT_FRIENDLY = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 Operation = tuple[str, str, dict[str, Any]]
-
-
-@pytest.fixture
-async def schema(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await client.get("/openapi.json")
-    assert response.status_code == 200
-    document: dict[str, Any] = response.json()
-    return document
 
 
 def operations(schema: dict[str, Any]) -> Iterator[Operation]:
