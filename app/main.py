@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from app.api import health, metrics, v1
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
+from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -40,9 +41,13 @@ CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 def create_app(
-    settings: Settings | None = None, *, span_exporter: SpanExporter | None = None
+    settings: Settings | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
-    """`span_exporter` replaces the OTLP exporter and turns tracing on (tests)."""
+    """For tests: `span_exporter` replaces the OTLP exporter and turns tracing on,
+    `clock` replaces the real time."""
     settings = settings or Settings()
     configure_logging(settings)
     tracing = Tracing(settings, exporter=span_exporter)
@@ -51,7 +56,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # By the time this shutdown runs the server has drained (readiness 503
         # while serving, see app/core/workers.py) and requests in flight are done.
-        async with open_resources(settings) as resources:
+        async with open_resources(settings, clock) as resources:
             app.state.resources = resources
             with (
                 tracing.exporting(),
@@ -91,7 +96,10 @@ def create_app(
 
 
 @asynccontextmanager
-async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[Resources]:
+    clock = clock or Clock()
     engine = create_engine(settings)
     redis = create_redis(settings)
     resources = Resources(
@@ -100,7 +108,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
         probe_engine=create_probe_engine(settings),
         sessionmaker=create_sessionmaker(engine),
         hasher=PasswordHasher(settings),
-        tokens=AccessTokenCodec(settings),
+        tokens=AccessTokenCodec(settings, clock),
         cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
         keyring=DataKeyring.from_settings(settings),
         mailer=create_mailer(settings),
@@ -110,8 +118,10 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             rules_from(settings),
             timeout_seconds=settings.rate_limit_storage_timeout_seconds,
             fail_open=settings.rate_limit_fail_open,
+            clock=clock,
         ),
-        token_subjects=TokenSubjects(AccessTokenCodec(settings)),
+        token_subjects=TokenSubjects(AccessTokenCodec(settings, clock)),
+        clock=clock,
     )
     try:
         yield resources

@@ -18,7 +18,6 @@ from app.core.ratelimit import client_key
 from app.core.ratelimit.lockout import Attempt, LockedOut
 from app.core.resources import Resources
 from app.core.security.password_policy import MAX_LENGTH
-from app.db.types import utcnow
 from app.users.accounts import Accounts
 
 log = structlog.get_logger(__name__)
@@ -56,7 +55,8 @@ class LoginService:
             await self._login_failed(user.id, "inactive")
         if new_hash is not None:
             await self.accounts.rehash(user, new_hash)
-        issued = await login_sessions_of(self.session, self.resources).start(user.id, utcnow())
+        sessions = login_sessions_of(self.session, self.resources)
+        issued = await sessions.start(user.id, self.resources.clock.now())
         self.accounts.audit.record(
             AuditAction.LOGIN_SUCCEEDED, actor_id=user.id, target_type="user", target_id=user.id
         )

@@ -15,7 +15,6 @@ from app.core.mail import Mail
 from app.core.resources import Resources
 from app.core.security.opaque import digest, new_secret
 from app.core.security.password_policy import ensure_new_password
-from app.db.types import utcnow
 from app.identity.models import PasswordResetToken
 from app.identity.repository import ResetTokenRepository
 from app.users.accounts import Accounts
@@ -40,7 +39,7 @@ class PasswordResetService:
         # The token is made whether or not the account exists, so both paths
         # do the same work before the database is asked.
         token, token_digest = new_secret()
-        now = utcnow()
+        now = self.resources.clock.now()
         user = await self.accounts.get_active_by_email(email)
         if user is None:
             log.info("auth.password_reset_requested", known=False)
@@ -78,7 +77,7 @@ class PasswordResetService:
         )
 
     async def confirm(self, data: PasswordResetConfirm) -> None:
-        now = utcnow()
+        now = self.resources.clock.now()
         reset = await self.reset_tokens.get(digest(data.token))
         if reset is None or reset.used_at is not None or reset.expires_at <= now:
             raise InvalidToken(_BAD_RESET)

@@ -15,7 +15,6 @@ from app.core.context import RequestContext
 from app.core.errors import Unauthorized
 from app.core.metrics import REFRESH_REUSE
 from app.core.resources import Resources
-from app.db.types import utcnow
 from app.identity.login_sessions import IssuedRefresh, LoginSessions, Rotation
 from app.users.accounts import Accounts
 
@@ -26,7 +25,7 @@ _BAD_REFRESH = "The refresh token is invalid, expired or revoked."
 
 def token_pair(resources: Resources, issued: IssuedRefresh) -> TokenPair:
     access = resources.tokens.issue(
-        subject=issued.user_id, session_id=issued.session_id, now=utcnow()
+        subject=issued.user_id, session_id=issued.session_id, now=resources.clock.now()
     )
     return TokenPair(
         access_token=access.token, expires_in=access.expires_in, refresh_token=issued.token
@@ -53,7 +52,7 @@ class TokenService:
         return AuditTrail(self.session, self.context)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        now = utcnow()
+        now = self.resources.clock.now()
         result = await self.login_sessions.rotate(refresh_token, now)
         if result.outcome is Rotation.REUSED:
             self.audit.record(
@@ -81,7 +80,8 @@ class TokenService:
         return token_pair(self.resources, result.issued)
 
     async def logout(self, refresh_token: str) -> None:
-        user_id = await self.login_sessions.end_by_refresh_token(refresh_token, utcnow())
+        now = self.resources.clock.now()
+        user_id = await self.login_sessions.end_by_refresh_token(refresh_token, now)
         if user_id is not None:
             self.audit.record(
                 AuditAction.LOGOUT, actor_id=user_id, target_type="user", target_id=user_id
@@ -89,7 +89,8 @@ class TokenService:
         await self.session.commit()
 
     async def logout_all(self, principal: Principal) -> None:
-        await self.login_sessions.end_all(principal.user_id, "logout_all", utcnow())
+        now = self.resources.clock.now()
+        await self.login_sessions.end_all(principal.user_id, "logout_all", now)
         self.audit.record(
             AuditAction.LOGOUT_ALL,
             actor_id=principal.user_id,

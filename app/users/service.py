@@ -20,7 +20,6 @@ from app.core.pagination import Page
 from app.core.ratelimit import client_key
 from app.core.resources import Resources
 from app.core.security.password_policy import check_new_password, ensure_new_password
-from app.db.types import utcnow
 from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
 from app.users.accounts import TARGET, Accounts, as_read
 from app.users.schemas import PasswordChange, ProfileUpdate, UserAdminUpdate, UserRead
@@ -64,7 +63,7 @@ class ProfileService:
         await self.accounts.replace_password(
             user,
             await self.resources.hasher.hash(data.new_password),
-            utcnow(),
+            self.resources.clock.now(),
             reason="password_changed",
             keep_session=principal.session_id,
         )
@@ -111,7 +110,8 @@ class UserAdminService:
                 if user.id == actor.user_id:
                     raise Conflict("You cannot deactivate your own account.")
                 await self.accounts.ensure_not_last_admin(user.id)
-                await self.accounts.login_sessions.end_all(user.id, "deactivated", utcnow())
+                now = self.resources.clock.now()
+                await self.accounts.login_sessions.end_all(user.id, "deactivated", now)
             await self.accounts.update(user, is_active=data.is_active)
             changes["is_active"] = data.is_active
         if data.roles is not None:
@@ -163,9 +163,9 @@ class OperatorService:
         if user is None:
             raise LookupError(f"no account with the email {email.lower()!r}")
         check_new_password(password, email=user.email)
-        await self.accounts.replace_password(
-            user, await self.resources.hasher.hash(password), utcnow(), reason="password_reset"
-        )
+        new_hash = await self.resources.hasher.hash(password)
+        now = self.resources.clock.now()
+        await self.accounts.replace_password(user, new_hash, now, reason="password_reset")
         self.accounts.audit.record(
             AuditAction.PASSWORD_RESET, actor_id=None, target_type=TARGET, target_id=user.id
         )

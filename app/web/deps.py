@@ -21,7 +21,6 @@ from app.core.context import RequestContext
 from app.core.errors import Forbidden, Unauthorized
 from app.core.resources import Resources, resources_of
 from app.core.security.tokens import InvalidAccessToken
-from app.db.types import utcnow
 from app.identity.principal import resolve_principal
 
 T = TypeVar("T")
@@ -95,7 +94,7 @@ async def get_principal(
         claims = resources.tokens.decode(token)
     except InvalidAccessToken as exc:
         raise Unauthorized(_BAD_TOKEN) from exc
-    principal = await resolve_principal(session, claims, utcnow())
+    principal = await resolve_principal(session, claims, resources.clock.now())
     if principal is None:
         raise Unauthorized(_BAD_TOKEN)
     structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))

@@ -7,12 +7,12 @@ what one learns about an outage spares the other its timeouts.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import structlog
 
+from app.core.clock import Clock
 from app.core.ratelimit.metrics import STORAGE_FAILURES
 
 log = structlog.get_logger(__name__)
@@ -28,8 +28,9 @@ PAUSE_SECONDS = 1.0
 
 
 class StorageGuard:
-    def __init__(self, *, timeout_seconds: float) -> None:
+    def __init__(self, *, timeout_seconds: float, clock: Clock | None = None) -> None:
         self._timeout = timeout_seconds
+        self._clock = clock or Clock()
         self._failures = 0
         self._paused_until = 0.0
         self._probing = False
@@ -37,7 +38,7 @@ class StorageGuard:
     async def call(self, limit: str, operation: Callable[[], Awaitable[T]]) -> T | None:
         """The operation's answer, or None when it failed, timed out or was not tried."""
         down = self._failures >= FAILURES_BEFORE_PAUSE
-        if down and (self._probing or time.monotonic() < self._paused_until):
+        if down and (self._probing or self._clock.monotonic() < self._paused_until):
             STORAGE_FAILURES.labels(limit=limit).inc()
             return None
         self._probing = down
@@ -61,4 +62,4 @@ class StorageGuard:
         if self._failures == 1:
             log.warning("ratelimit.storage_unavailable", error=type(exc).__name__, limit=limit)
         if self._failures >= FAILURES_BEFORE_PAUSE:
-            self._paused_until = time.monotonic() + PAUSE_SECONDS
+            self._paused_until = self._clock.monotonic() + PAUSE_SECONDS

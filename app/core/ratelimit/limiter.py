@@ -26,6 +26,7 @@ from limits.aio.strategies import RateLimiter as Strategy
 from limits.util import WindowStats
 from redis.asyncio import Redis
 
+from app.core.clock import Clock
 from app.core.errors import ServiceUnavailable
 from app.core.ratelimit.guard import PAUSE_SECONDS, StorageGuard
 from app.core.ratelimit.lockout import LoginLockout
@@ -58,8 +59,10 @@ class RateLimiter:
         *,
         timeout_seconds: float,
         fail_open: bool,
+        clock: Clock | None = None,
     ) -> None:
         """Counters in `redis` when given, else in this process."""
+        clock = clock or Clock()
         self._rules = dict(rules)
         self._redis = redis
         self._shared = RedisWindows(redis, KEY_PREFIX) if redis is not None else None
@@ -67,13 +70,14 @@ class RateLimiter:
         # that are never skipped count as well, and alone while Redis is out.
         self._memory = MemoryStorage()
         self._in_process = _strategies_over(self._memory, self._rules.values())
-        self._guard = StorageGuard(timeout_seconds=timeout_seconds)
+        self._guard = StorageGuard(timeout_seconds=timeout_seconds, clock=clock)
         self._fail_open = fail_open
         self.lockout = LoginLockout(
             redis,
             self._guard,
             account=self._rules[LimitName.LOGIN_LOCKOUT_ACCOUNT].item,
             client=self._rules[LimitName.LOGIN_LOCKOUT_CLIENT].item,
+            clock=clock,
         )
 
     @property

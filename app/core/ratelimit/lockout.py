@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from limits import RateLimitItem
 from redis.asyncio import Redis
 
+from app.core.clock import Clock
 from app.core.errors import RateLimited
 from app.core.ratelimit.guard import StorageGuard
 from app.core.ratelimit.metrics import LOCAL_FALLBACKS
@@ -81,15 +81,16 @@ class MemoryCounters:
     counter opened longest ago goes; a sweep each minute drops the aged-out.
     """
 
-    def __init__(self, capacity: int = _CAPACITY) -> None:
+    def __init__(self, capacity: int = _CAPACITY, *, clock: Clock | None = None) -> None:
         self._capacity = capacity
+        self._clock = clock or Clock()
         # key -> (window in seconds, [(time, attempt id), ...] oldest first)
         self._logs: dict[str, tuple[float, list[tuple[float, str]]]] = {}
-        self._next_sweep = time.monotonic() + _SWEEP_SECONDS
+        self._next_sweep = self._clock.monotonic() + _SWEEP_SECONDS
 
     def attempt(self, counters: Counters, attempt_id: str) -> float:
         """Count the attempt on every counter if all have room: 0.0, else the seconds to wait."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now >= self._next_sweep:
             self._sweep(now)
         wait = 0.0
@@ -216,12 +217,13 @@ class LoginLockout:
         *,
         account: RateLimitItem,
         client: RateLimitItem,
+        clock: Clock | None = None,
     ) -> None:
         self._guard = guard
         self._account = Window.of(account)
         self._client = Window.of(client)
         self._shared = RedisCounters(redis) if redis is not None else None
-        self._local = MemoryCounters()
+        self._local = MemoryCounters(clock=clock)
 
     async def attempt(self, email: str, client: str) -> Attempt:
         """Count an attempt to prove `email`'s password from `client`; LockedOut when over a limit.

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
+from app.core.clock import Clock
 from app.core.config import Settings
 
 # An explicit allow-list: `alg: none` and HS/RS confusion are refused by PyJWT
@@ -25,6 +26,8 @@ _REQUIRED_CLAIMS = ["sub", "sid", "iss", "aud", "iat", "exp", "jti"]
 _KEY_ID_LABEL = b"groundwork.access-token.kid.v1:"
 _KEY_ID_HEX_CHARS = 16
 NEW_KEY_BYTES = 48
+# Issuer and verifier share one clock (this process, or replicas kept by NTP).
+_LEEWAY_SECONDS = 0
 
 
 def key_id(key: str) -> str:
@@ -55,7 +58,8 @@ class IssuedToken:
 
 
 class AccessTokenCodec:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self._clock = clock or Clock()
         self._key = settings.secret_key.get_secret_value()
         self._key_id = key_id(self._key)
         previous = [key.get_secret_value() for key in settings.secret_key_previous]
@@ -90,13 +94,37 @@ class AccessTokenCodec:
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 issuer=self._issuer,
-                options={"require": _REQUIRED_CLAIMS},
+                # PyJWT would judge the times by the system clock: the app's is judged below.
+                options={
+                    "require": _REQUIRED_CLAIMS,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
+            self._check_times(claims)
             return AccessClaims(
                 subject=uuid.UUID(claims["sub"]),
                 session_id=uuid.UUID(claims["sid"]),
                 issued_at=datetime.fromtimestamp(int(claims["iat"]), tz=UTC),
                 token_id=str(claims["jti"]),
             )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
             raise InvalidAccessToken(str(exc)) from exc
+
+    def _check_times(self, claims: dict[str, object]) -> None:
+        """PyJWT's rules for exp, iat and nbf (no leeway), against the app's clock."""
+        now = self._clock.now().timestamp()
+        if _seconds(claims["exp"]) <= now - _LEEWAY_SECONDS:
+            raise InvalidAccessToken("the token has expired")
+        if _seconds(claims["iat"]) > now + _LEEWAY_SECONDS:
+            raise InvalidAccessToken("the token is not valid yet (iat)")
+        if "nbf" in claims and _seconds(claims["nbf"]) > now + _LEEWAY_SECONDS:
+            raise InvalidAccessToken("the token is not valid yet (nbf)")
+
+
+def _seconds(claim: object) -> int:
+    """A NumericDate claim as PyJWT reads it; ValueError or TypeError when it is none."""
+    if not isinstance(claim, int | float | str):
+        raise TypeError("a time claim must be a number")
+    return int(claim)
