@@ -5,76 +5,77 @@ Rate limits count in the process by default, in Redis with TEST_REDIS_URL
 
 The schema is built once per run by the migrations themselves; each test then
 starts from empty tables (the seeded built-in roles excepted), so tests are
-isolated and run in any order.
+isolated and run in any order. The app is built once per run as well (FastAPI
+compiles its routes per app object: the costliest part of a first request),
+and each test runs its own lifespan on it, so resources, pools, in-process
+rate limits and the mail outbox are new in every test. A test that changes
+settings or adds routes builds an app of its own with `app_factory`.
+
+Helpers that are not fixtures are in tests/helpers.py and the database
+factories in tests/factories.py; this module re-exports their older names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from alembic import command
-from alembic.config import Config
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.auth.tokens import login_sessions_of, token_pair
-from app.cli import ALEMBIC_INI
 from app.core.config import Settings
+from app.core.logging import configure_logging
 from app.core.resources import Resources
 from app.core.security.passwords import PasswordHasher
 from app.db.engine import create_engine
-from app.db.types import utcnow
 from app.main import create_app
-from app.models import Base, Role, RolePermission, User
+from app.models import Base, Role, RolePermission
 from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
+from tests.factories import Account, create_account, new_email
+from tests.helpers import (
+    PASSWORD,
+    SettableClock,
+    alembic_config,
+    bearer,
+    client_for,
+    free_port,
+    login,
+    login_status,
+    make_settings,
+    refresh_status,
+    register,
+    start_session,
+)
+
+__all__ = [
+    "PASSWORD",
+    "Account",
+    "AccountFactory",
+    "alembic_config",
+    "bearer",
+    "client_for",
+    "free_port",
+    "login",
+    "login_status",
+    "make_settings",
+    "refresh_status",
+    "register",
+    "start_session",
+]
 
 SEEDED_TABLES = {"roles", "role_permissions"}
 BUILTIN_ROLES = (ADMIN_ROLE, MEMBER_ROLE)
-PASSWORD = "correct-horse-battery-staple"
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on, for a server a test starts."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config(str(ALEMBIC_INI))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    config.attributes["configure_logging"] = False
-    return config
-
-
-def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "app_env": "test",
-        "database_url": database_url,
-        "secret_key": SecretStr("test-secret-key-that-is-long-enough-0123456789"),
-        "log_format": "json",
-        "mail_backend": "memory",
-        "first_admin_email": None,
-        "first_admin_password": None,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+AccountFactory = Callable[..., Awaitable[Account]]
 
 
 @pytest.fixture(scope="session")
@@ -178,25 +179,47 @@ async def _clean_tables(
         )
 
 
+@pytest.fixture(scope="session")
+def session_clock() -> SettableClock:
+    return SettableClock()
+
+
 @pytest.fixture
-def app_factory(settings: Settings) -> Callable[..., FastAPI]:
+def clock(session_clock: SettableClock) -> Iterator[SettableClock]:
+    """The clock of `app` and of every `app_factory` app: real time until a test moves it."""
+    session_clock.resume()
+    yield session_clock
+    session_clock.resume()
+
+
+@pytest.fixture
+def app_factory(settings: Settings, clock: SettableClock) -> Callable[..., FastAPI]:
+    """A new app of the test's own, with `overrides` on the suite's settings."""
+
     def build(**overrides: object) -> FastAPI:
-        return create_app(settings.model_copy(update=overrides) if overrides else settings)
+        return create_app(
+            settings.model_copy(update=overrides) if overrides else settings, clock=clock
+        )
 
     return build
 
 
+@pytest.fixture(scope="session")
+def shared_app(settings: Settings, session_clock: SettableClock) -> FastAPI:
+    return create_app(settings, clock=session_clock)
+
+
 @pytest.fixture
-async def app(app_factory: Callable[..., FastAPI]) -> AsyncIterator[FastAPI]:
-    application = app_factory()
-    async with LifespanManager(application):
-        yield application
-
-
-def client_for(application: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
-    """An HTTP client for the app, calling from `address` (the direct peer)."""
-    transport = httpx.ASGITransport(app=application, client=(address, 123))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+async def app(
+    shared_app: FastAPI, settings: Settings, clock: SettableClock
+) -> AsyncIterator[FastAPI]:
+    """The suite's app with a lifespan of this test's own. Add no routes to it."""
+    # Another test's app may have logged at another level or format.
+    configure_logging(settings)
+    routes = len(shared_app.router.routes)
+    async with LifespanManager(shared_app):
+        yield shared_app
+    assert len(shared_app.router.routes) == routes, "routes added to the shared app"
 
 
 @pytest.fixture
@@ -210,66 +233,6 @@ def resources(app: FastAPI) -> Resources:
     resources = app.state.resources
     assert isinstance(resources, Resources)
     return resources
-
-
-@dataclass(frozen=True)
-class Account:
-    id: uuid.UUID
-    email: str
-    password: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-async def register(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> uuid.UUID:
-    response = await client.post(
-        "/api/v1/auth/register", json={"email": email, "password": password}
-    )
-    assert response.status_code == 201, response.text
-    return uuid.UUID(response.json()["id"])
-
-
-async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
-    response = await client.post(
-        "/api/v1/auth/token", data={"username": email, "password": password}
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def bearer(access_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token}"}
-
-
-async def start_session(
-    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str
-) -> dict[str, Any]:
-    """Log in once more: a separate session with its own access and refresh token."""
-    response = await client.post(
-        "/api/v1/auth/token", data={"username": email, "password": password}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    pair: dict[str, Any] = response.json()
-    return pair
-
-
-async def login_status(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> int:
-    response = await client.post(
-        "/api/v1/auth/token", data={"username": email, "password": password}
-    )
-    return response.status_code
-
-
-async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
-    response = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
-    return response.status_code
-
-
-AccountFactory = Callable[..., Awaitable[Account]]
 
 
 @pytest.fixture(scope="session")
@@ -286,23 +249,13 @@ async def password_hash(settings: Settings) -> str:
 def make_account(resources: Resources, password_hash: str) -> AccountFactory:
     """An account holding `member` and `roles`, with a live login session and its access token.
 
-    Written through the repositories with a hash made once per run, and the
-    token issued by the app's own codec: two argon2 hashes fewer per account.
-    Registering and logging in over HTTP are tested in tests/auth/.
+    Written through the repositories (tests/factories.py) with a hash made once
+    per run: two argon2 hashes fewer per account than registering and logging
+    in, which tests/auth/ does over HTTP.
     """
 
     async def make(email: str | None = None, *, roles: tuple[str, ...] = ()) -> Account:
-        email = (email or f"user-{uuid.uuid4().hex[:10]}@example.com").lower()
-        async with resources.sessionmaker() as session:
-            user = User(email=email, full_name=None, password_hash=password_hash)
-            session.add(user)
-            await session.flush()
-            grants = RoleGrants(session)
-            for role in dict.fromkeys((MEMBER_ROLE, *roles)):
-                await grants.assign_role(user.id, role)
-            issued = await login_sessions_of(session, resources).start(user.id, utcnow())
-            await session.commit()
-        return Account(user.id, email, PASSWORD, token_pair(resources, issued).access_token)
+        return await create_account(resources, password_hash, email, roles=roles)
 
     return make
 
@@ -312,7 +265,7 @@ def make_registered_account(client: httpx.AsyncClient, resources: Resources) -> 
     """Register and log in over HTTP, for tests of what those two record (audit events)."""
 
     async def make(email: str | None = None, *, roles: tuple[str, ...] = ()) -> Account:
-        email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+        email = email or new_email()
         user_id = await register(client, email)
         if roles:
             async with resources.sessionmaker() as session:

@@ -15,6 +15,7 @@ from app.core.resources import Resources
 from app.db.types import utcnow
 from app.identity.models import PasswordResetToken
 from tests.conftest import PASSWORD, AccountFactory, register
+from tests.helpers import bearer, start_session
 
 TOKEN = "/api/v1/auth/token"
 REFRESH = "/api/v1/auth/refresh"
@@ -24,17 +25,6 @@ RESET_REQUEST = "/api/v1/auth/password-reset/request"
 RESET_CONFIRM = "/api/v1/auth/password-reset/confirm"
 ME = "/api/v1/users/me"
 NEW_PASSWORD = "a-brand-new-passphrase"
-
-
-async def log_in(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
-    response = await client.post(TOKEN, data={"username": email, "password": password})
-    assert response.status_code == 200, response.text
-    pair: dict[str, str] = response.json()
-    return pair
-
-
-def bearer(pair: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {pair['access_token']}"}
 
 
 async def audit_actions(resources: Resources) -> list[str]:
@@ -50,7 +40,7 @@ async def test_login_returns_an_opaque_refresh_token(
 ) -> None:
     account = await make_account()
 
-    pair = await log_in(client, account.email)
+    pair = await start_session(client, account.email)
 
     # Opaque: not a JWT, and long enough to carry 256 bits.
     assert pair["refresh_token"].count(".") == 0
@@ -61,14 +51,14 @@ async def test_refresh_rotates_and_spends_the_old_token(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
     account = await make_account()
-    first = await log_in(client, account.email)
+    first = await start_session(client, account.email)
 
     second = await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
 
     assert second.status_code == 200
     pair = second.json()
     assert pair["refresh_token"] != first["refresh_token"]
-    assert (await client.get(ME, headers=bearer(pair))).status_code == 200
+    assert (await client.get(ME, headers=bearer(pair["access_token"]))).status_code == 200
     third = await client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
     assert third.status_code == 200
 
@@ -77,7 +67,7 @@ async def test_refresh_token_reuse_revokes_the_family(
     client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
 ) -> None:
     account = await make_account()
-    stolen = await log_in(client, account.email)
+    stolen = await start_session(client, account.email)
     rotated = (await client.post(REFRESH, json={"refresh_token": stolen["refresh_token"]})).json()
     newest = (await client.post(REFRESH, json={"refresh_token": rotated["refresh_token"]})).json()
 
@@ -89,8 +79,8 @@ async def test_refresh_token_reuse_revokes_the_family(
     assert (
         await client.post(REFRESH, json={"refresh_token": newest["refresh_token"]})
     ).status_code == 401
-    assert (await client.get(ME, headers=bearer(newest))).status_code == 401
-    assert (await client.get(ME, headers=bearer(stolen))).status_code == 401
+    assert (await client.get(ME, headers=bearer(newest["access_token"]))).status_code == 401
+    assert (await client.get(ME, headers=bearer(stolen["access_token"]))).status_code == 401
     assert "auth.refresh_reuse_detected" in await audit_actions(resources)
 
 
@@ -98,20 +88,20 @@ async def test_reuse_in_one_session_leaves_other_sessions_alone(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
     account = await make_account()
-    laptop = await log_in(client, account.email)
-    phone = await log_in(client, account.email)
+    laptop = await start_session(client, account.email)
+    phone = await start_session(client, account.email)
     await client.post(REFRESH, json={"refresh_token": laptop["refresh_token"]})
 
     await client.post(REFRESH, json={"refresh_token": laptop["refresh_token"]})
 
-    assert (await client.get(ME, headers=bearer(phone))).status_code == 200
+    assert (await client.get(ME, headers=bearer(phone["access_token"]))).status_code == 200
 
 
 async def test_two_concurrent_refreshes_with_one_token_do_not_both_succeed(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
     account = await make_account()
-    pair = await log_in(client, account.email)
+    pair = await start_session(client, account.email)
 
     responses = await asyncio.gather(
         *(client.post(REFRESH, json={"refresh_token": pair["refresh_token"]}) for _ in range(4))
@@ -139,7 +129,7 @@ async def test_an_expired_session_cannot_refresh(
     from app.identity.models import LoginSession
 
     account = await make_account()
-    pair = await log_in(client, account.email)
+    pair = await start_session(client, account.email)
     async with resources.sessionmaker() as session:
         await session.execute(
             update(LoginSession).values(expires_at=utcnow() - timedelta(seconds=1))
@@ -158,8 +148,8 @@ async def test_logout_ends_that_session_only(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
     account = await make_account()
-    ended = await log_in(client, account.email)
-    kept = await log_in(client, account.email)
+    ended = await start_session(client, account.email)
+    kept = await start_session(client, account.email)
 
     response = await client.post(LOGOUT, json={"refresh_token": ended["refresh_token"]})
 
@@ -167,8 +157,8 @@ async def test_logout_ends_that_session_only(
     assert (
         await client.post(REFRESH, json={"refresh_token": ended["refresh_token"]})
     ).status_code == 401
-    assert (await client.get(ME, headers=bearer(ended))).status_code == 401
-    assert (await client.get(ME, headers=bearer(kept))).status_code == 200
+    assert (await client.get(ME, headers=bearer(ended["access_token"]))).status_code == 401
+    assert (await client.get(ME, headers=bearer(kept["access_token"]))).status_code == 200
 
 
 async def test_logout_with_an_unknown_token_is_204(client: httpx.AsyncClient) -> None:
@@ -181,19 +171,18 @@ async def test_logout_all_rejects_every_token_issued_before(
     client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
 ) -> None:
     account = await make_account()
-    sessions = [await log_in(client, account.email) for _ in range(3)]
+    sessions = [await start_session(client, account.email) for _ in range(3)]
 
-    response = await client.post(LOGOUT_ALL, headers=bearer(sessions[0]))
+    response = await client.post(LOGOUT_ALL, headers=bearer(sessions[0]["access_token"]))
 
     assert response.status_code == 204
     for pair in sessions:
-        assert (await client.get(ME, headers=bearer(pair))).status_code == 401
+        assert (await client.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
         refreshed = await client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
         assert refreshed.status_code == 401
     # Logging in again afterwards works: the account is not locked.
-    assert (
-        await client.get(ME, headers=bearer(await log_in(client, account.email)))
-    ).status_code == 200
+    again = await start_session(client, account.email)
+    assert (await client.get(ME, headers=bearer(again["access_token"]))).status_code == 200
     assert "auth.logout_all" in await audit_actions(resources)
 
 
@@ -250,7 +239,7 @@ async def test_reset_confirm_sets_the_password_once_and_ends_all_sessions(
     client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
 ) -> None:
     account = await make_account()
-    before = await log_in(client, account.email)
+    before = await start_session(client, account.email)
     await client.post(RESET_REQUEST, json={"email": account.email})
     token = token_in(outbox(resources).outbox[-1].body)
 
@@ -264,13 +253,13 @@ async def test_reset_confirm_sets_the_password_once_and_ends_all_sessions(
     assert confirmed.status_code == 204
     assert again.status_code == 400
     assert again.json()["type"] == "urn:groundwork:problem:invalid-token"
-    assert (await client.get(ME, headers=bearer(before))).status_code == 401
+    assert (await client.get(ME, headers=bearer(before["access_token"]))).status_code == 401
     assert (
         await client.post(REFRESH, json={"refresh_token": before["refresh_token"]})
     ).status_code == 401
     old = await client.post(TOKEN, data={"username": account.email, "password": PASSWORD})
     assert old.status_code == 401
-    await log_in(client, account.email, NEW_PASSWORD)
+    await start_session(client, account.email, NEW_PASSWORD)
     assert "user.password_reset" in await audit_actions(resources)
 
 
@@ -289,7 +278,7 @@ async def test_an_expired_reset_token_is_400(
     response = await client.post(RESET_CONFIRM, json={"token": token, "new_password": NEW_PASSWORD})
 
     assert response.status_code == 400
-    await log_in(client, account.email)
+    await start_session(client, account.email)
 
 
 async def test_reset_confirm_refuses_a_weak_password_and_keeps_the_token(

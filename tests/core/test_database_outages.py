@@ -29,6 +29,7 @@ from app.core.resources import Resources
 from app.db.types import utcnow
 from tests.conftest import client_for, login, register
 from tests.core.test_errors import DOWN_DATABASE_URL, assert_problem
+from tests.factories import create_account
 
 ITEMS = "/api/v1/items"
 
@@ -45,11 +46,6 @@ async def serving(application: FastAPI) -> AsyncIterator[tuple[httpx.AsyncClient
         resources = application.state.resources
         assert isinstance(resources, Resources)
         yield http, resources
-
-
-async def signed_in(http: httpx.AsyncClient) -> dict[str, str]:
-    await register(http, "outage@example.com")
-    return {"Authorization": f"Bearer {await login(http, 'outage@example.com')}"}
 
 
 @pytest.mark.parametrize(
@@ -90,11 +86,11 @@ async def test_a_database_that_never_answers_the_connect_answers_503(
 
 
 async def test_an_exhausted_pool_answers_503_and_recovers_when_a_connection_frees_up(
-    app_factory: Callable[..., FastAPI],
+    app_factory: Callable[..., FastAPI], password_hash: str
 ) -> None:
     application = app_factory(db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.2)
     async with serving(application) as (http, resources):
-        headers = await signed_in(http)
+        headers = (await create_account(resources, password_hash)).headers
         held = await resources.engine.connect()
         try:
             response = await http.get(ITEMS, headers=headers)
@@ -107,13 +103,13 @@ async def test_an_exhausted_pool_answers_503_and_recovers_when_a_connection_free
 
 
 async def test_a_statement_that_waits_past_the_statement_timeout_answers_503(
-    app_factory: Callable[..., FastAPI], admin_engine: AsyncEngine
+    app_factory: Callable[..., FastAPI], admin_engine: AsyncEngine, password_hash: str
 ) -> None:
     if admin_engine.dialect.name != "postgresql":
         pytest.skip("SQLite has no statement timeout; its lock wait is the busy timeout")
     application = app_factory(db_statement_timeout_seconds=0.3)
-    async with serving(application) as (http, _):
-        headers = await signed_in(http)
+    async with serving(application) as (http, resources):
+        headers = (await create_account(resources, password_hash)).headers
         # The harness's own transaction holds the table: the app's query waits on it.
         async with admin_engine.connect() as blocker:
             await blocker.execute(text("LOCK TABLE items IN ACCESS EXCLUSIVE MODE"))

@@ -30,7 +30,8 @@ from app.core.ratelimit.subjects import TokenSubjects
 from app.core.resources import Resources
 from app.core.security.tokens import AccessTokenCodec
 from app.main import create_app
-from tests.conftest import PASSWORD, client_for, make_settings, register
+from tests.factories import create_account
+from tests.helpers import SettableClock, bearer, client_for, make_settings, sign_up
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 # Only guards against a hang failing the run forever; not a timing assertion.
@@ -85,11 +86,9 @@ def resources_of(application: FastAPI) -> Resources:
     return resources
 
 
-async def bearer(http: httpx.AsyncClient, email: str) -> dict[str, str]:
-    await register(http, email)
-    response = await http.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+async def signed_in(application: FastAPI, password_hash: str, email: str) -> dict[str, str]:
+    """An account made in the app's database, with its Authorization header."""
+    return (await create_account(resources_of(application), password_hash, email)).headers
 
 
 def assert_rate_limited(response: httpx.Response, limit: int) -> None:
@@ -111,13 +110,13 @@ def assert_rate_limited(response: httpx.Response, limit: int) -> None:
 
 @pytest.mark.parametrize("strategy", ["sliding-window-counter", "moving-window", "fixed-window"])
 async def test_fifty_parallel_requests_against_a_limit_of_ten_let_exactly_ten_through(
-    build: AppFactory, storage: str | None, strategy: str
+    build: AppFactory, storage: str | None, strategy: str, password_hash: str
 ) -> None:
     application = build(
         redis_url=storage, rate_limit_default="10/hour", rate_limit_strategy=strategy
     )
     async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
-        headers = await bearer(http, "parallel@example.com")
+        headers = await signed_in(application, password_hash, "parallel@example.com")
         responses = await asyncio.gather(*(http.get(ITEMS, headers=headers) for _ in range(50)))
 
     statuses = sorted(response.status_code for response in responses)
@@ -166,8 +165,8 @@ async def test_each_signed_in_user_has_a_budget_of_their_own(build: AppFactory) 
     application = build(rate_limit_default="3/hour")
     async with serving(application) as http, client_for(application, "192.0.2.2") as other:
         # Signing up spends 2 of the client address's 3, not the users' budgets.
-        alice = await bearer(http, "alice@example.com")
-        bob = await bearer(other, "bob@example.com")
+        alice = bearer(await sign_up(http, "alice@example.com"))
+        bob = bearer(await sign_up(other, "bob@example.com"))
         alice_answers = [(await http.get(ITEMS, headers=alice)).status_code for _ in range(4)]
         bob_answer = await http.get(ITEMS, headers=bob)
         anonymous = await http.get(ITEMS)
@@ -285,11 +284,11 @@ async def test_both_reset_routes_share_one_budget(build: AppFactory) -> None:
 
 
 async def test_every_answer_of_a_limited_route_carries_the_rate_limit_headers(
-    build: AppFactory,
+    build: AppFactory, password_hash: str
 ) -> None:
     application = build()
     async with serving(application) as http:
-        headers = await bearer(http, "headers@example.com")
+        headers = await signed_in(application, password_hash, "headers@example.com")
         ok = await http.get(ITEMS, headers=headers)
         missing = await http.get(f"{ITEMS}/00000000-0000-0000-0000-000000000000", headers=headers)
         unauthenticated = await http.get(ITEMS)
@@ -352,11 +351,11 @@ def test_openapi_documents_the_429_and_the_headers_of_every_limited_operation(
 
 
 async def test_a_stopped_redis_lets_the_api_answer_and_readiness_stay_200(
-    build: AppFactory,
+    build: AppFactory, password_hash: str
 ) -> None:
     application = build(redis_url=CLOSED_PORT_REDIS, rate_limit_default="1/hour")
     async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
-        headers = await bearer(http, "no-redis@example.com")
+        headers = await signed_in(application, password_hash, "no-redis@example.com")
         items = [await http.get(ITEMS, headers=headers) for _ in range(5)]
         ready = await http.get("/health/ready")
         live = await http.get("/health/live")
@@ -710,8 +709,10 @@ def test_a_token_subject_is_verified_once_and_forged_tokens_are_not_kept(
     assert subjects.subject_of(tokens[0]) == str(users[0])  # verified again
 
 
-async def test_after_a_pause_one_call_tries_a_hung_storage_while_the_others_go_on() -> None:
-    guard = StorageGuard(timeout_seconds=0.05)
+async def test_after_a_pause_one_call_tries_a_hung_storage_while_the_others_go_on(
+    clock: SettableClock,
+) -> None:
+    guard = StorageGuard(timeout_seconds=0.05, clock=clock)
     tries = 0
 
     async def hang() -> int:
@@ -723,10 +724,12 @@ async def test_after_a_pause_one_call_tries_a_hung_storage_while_the_others_go_o
     for _ in range(FAILURES_BEFORE_PAUSE):
         assert await guard.call("test", hang) is None
     paused = await asyncio.gather(*(guard.call("test", hang) for _ in range(10)))
-    await asyncio.sleep(PAUSE_SECONDS)
+    clock.advance(PAUSE_SECONDS - 0.001)
+    still_paused = await asyncio.gather(*(guard.call("test", hang) for _ in range(10)))
+    clock.advance(0.001)
     after_the_pause = await asyncio.gather(*(guard.call("test", hang) for _ in range(10)))
 
-    assert paused == after_the_pause == [None] * 10
+    assert paused == still_paused == after_the_pause == [None] * 10
     # One try per failure before the pause, none during it, one after it.
     assert tries == FAILURES_BEFORE_PAUSE + 1
 

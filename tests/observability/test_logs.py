@@ -95,14 +95,16 @@ async def test_an_unknown_path_is_logged_under_one_route_name(
 
 
 async def test_an_unhandled_error_is_logged_once_with_its_stack_and_request_id(
-    app: FastAPI, capture_logs: LogCapture
+    app_factory: Callable[..., FastAPI], capture_logs: LogCapture
 ) -> None:
+    app = app_factory()
+
     @app.get("/crash-for-test")
     async def crash() -> None:
         raise RuntimeError("the disk caught fire")
 
     logs = capture_logs()
-    async with client_for(app) as client:
+    async with LifespanManager(app), client_for(app) as client:
         response = await client.get("/crash-for-test")
 
     assert response.status_code == 500

@@ -27,7 +27,7 @@ from app.core.redaction import REDACTED, Redactor
 from app.identity.models import User
 from app.main import create_app
 from app.web.deps import SessionDep
-from tests.conftest import client_for
+from tests.conftest import bearer, client_for
 from tests.observability.conftest import LogLines
 
 PASSWORD = "first-Secret-passphrase-41"
@@ -49,8 +49,8 @@ class Journey:
         return value
 
     @property
-    def bearer(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
+    def headers(self) -> dict[str, str]:
+        return bearer(self.access_token)
 
 
 async def register(j: Journey) -> None:
@@ -73,7 +73,7 @@ async def log_in(j: Journey) -> None:
     assert response.status_code == 200, response.text
     j.access_token = j.keep("access token", response.json()["access_token"])
     j.refresh_token = j.keep("refresh token", response.json()["refresh_token"])
-    me = await j.client.get("/api/v1/users/me", headers=j.bearer)
+    me = await j.client.get("/api/v1/users/me", headers=j.headers)
     assert me.status_code == 200
 
 
@@ -109,7 +109,7 @@ async def change_password(j: Journey) -> None:
     response = await j.client.post(
         "/api/v1/users/me/password",
         json={"current_password": j.password, "new_password": new},
-        headers=j.bearer,
+        headers=j.headers,
     )
     assert response.status_code == 204, response.text
     j.password = new
@@ -117,7 +117,7 @@ async def change_password(j: Journey) -> None:
 
 async def crash(j: Journey) -> None:
     response = await j.client.post(
-        "/crash-with-secrets", json={"password": j.password}, headers=j.bearer
+        "/crash-with-secrets", json={"password": j.password}, headers=j.headers
     )
     assert response.status_code == 500
 
@@ -128,7 +128,7 @@ async def crash_in_sql(j: Journey) -> None:
         stored = await session.scalar(select(User.password_hash).where(User.email == j.email))
     j.keep("password hash", stored)
     response = await j.client.post(
-        "/crash-in-sql", json={"email": j.email, "password": j.password}, headers=j.bearer
+        "/crash-in-sql", json={"email": j.email, "password": j.password}, headers=j.headers
     )
     assert response.status_code == 500
 

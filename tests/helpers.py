@@ -1,0 +1,156 @@
+"""What tests share that is not a fixture: settings, HTTP calls, ports and a clock to move.
+
+Accounts, items and roles made straight in the database are in
+tests/factories.py; the fixtures over both are in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from alembic.config import Config
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from app.cli import ALEMBIC_INI
+from app.core.clock import Clock
+from app.core.config import Settings
+
+PASSWORD = "correct-horse-battery-staple"
+TOKEN = "/api/v1/auth/token"
+REGISTER = "/api/v1/auth/register"
+REFRESH = "/api/v1/auth/refresh"
+SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
+
+
+# --- settings and schema ------------------------------------------------------------
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "secret_key": SecretStr(SECRET_KEY),
+        "log_format": "json",
+        "mail_backend": "memory",
+        "first_admin_email": None,
+        "first_admin_password": None,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.attributes["configure_logging"] = False
+    return config
+
+
+# --- HTTP ------------------------------------------------------------------------------
+
+
+def client_for(application: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An HTTP client for the app, calling from `address` (the direct peer)."""
+    transport = httpx.ASGITransport(app=application, client=(address, 123))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    """The Authorization header carrying `access_token`."""
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def register(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> uuid.UUID:
+    """Register over HTTP (the real hasher runs); the new account's id."""
+    response = await client.post(REGISTER, json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+async def start_session(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **headers: str
+) -> dict[str, Any]:
+    """Log in over HTTP: a session of its own, with its access and refresh token."""
+    response = await client.post(
+        TOKEN, data={"username": email, "password": password}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    pair: dict[str, Any] = response.json()
+    return pair
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    """Log in over HTTP; the access token."""
+    token: str = (await start_session(client, email, password))["access_token"]
+    return token
+
+
+async def sign_up(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    """Register and log in over HTTP, as a new user would; the access token."""
+    await register(client, email, password)
+    return await login(client, email, password)
+
+
+async def login_status(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> int:
+    response = await client.post(TOKEN, data={"username": email, "password": password})
+    return response.status_code
+
+
+async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
+    response = await client.post(REFRESH, json={"refresh_token": refresh_token})
+    return response.status_code
+
+
+# --- processes and ports -------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on, for a server a test starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# --- time ----------------------------------------------------------------------------
+
+
+class SettableClock(Clock):
+    """The real time until a test stops it; then it moves only when the test says.
+
+    Both readings move together, so an expiry (wall-clock) and an in-process
+    window (monotonic) see the same jump.
+    """
+
+    def __init__(self) -> None:
+        self._wall: datetime | None = None
+        self._monotonic = 0.0
+
+    def now(self) -> datetime:
+        return self._wall if self._wall is not None else super().now()
+
+    def monotonic(self) -> float:
+        return self._monotonic if self._wall is not None else super().monotonic()
+
+    def stop(self, at: datetime | None = None) -> datetime:
+        """Stand still at `at` (default: now); the instant it stands at."""
+        self._wall = at or super().now()
+        self._monotonic = super().monotonic()
+        return self._wall
+
+    def advance(self, seconds: float) -> None:
+        """Move on (or back, when negative) by `seconds`; stops the clock first if it runs."""
+        if self._wall is None:
+            self.stop()
+        assert self._wall is not None
+        self._wall += timedelta(seconds=seconds)
+        self._monotonic += seconds
+
+    def resume(self) -> None:
+        """Follow the real time again."""
+        self._wall = None
