@@ -31,7 +31,7 @@ SECRET_KEY = "test-secret-key-that-is-long-enough-0123456789"
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "app_env": "test",
         "database_url": database_url,
         "secret_key": SecretStr(SECRET_KEY),
@@ -41,7 +41,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "first_admin_password": None,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def alembic_config(database_url: str) -> Config:

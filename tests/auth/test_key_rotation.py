@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import jwt
@@ -110,14 +111,14 @@ async def test_a_cursor_signed_before_a_rotation_is_400_not_a_crash(
 
 
 def test_production_refuses_a_previous_key_it_would_refuse_as_the_current_one() -> None:
-    values = {
+    values: dict[str, Any] = {
         "app_env": "production",
         "database_url": "postgresql+asyncpg://app:pw@db.internal:5432/groundwork",
         "secret_key": SecretStr(new_signing_key()),
     }
     with pytest.raises(ValidationError, match="SECRET_KEY_PREVIOUS holds a key"):
-        Settings(_env_file=None, secret_key_previous=[SecretStr("too-short")], **values)  # type: ignore[call-arg]
-    accepted = Settings(_env_file=None, secret_key_previous=[SecretStr(OLD)], **values)  # type: ignore[call-arg]
+        Settings(_env_file=None, secret_key_previous=[SecretStr("too-short")], **values)
+    accepted = Settings(_env_file=None, secret_key_previous=[SecretStr(OLD)], **values)
     assert accepted.is_production
 
 

@@ -75,7 +75,7 @@ async def test_in_production_the_console_backend_prints_no_body(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         app_env="production",
         database_url="postgresql+asyncpg://app:pw@db.invalid:5432/groundwork",
         secret_key=SecretStr("Ue7GfXq2LwV9tR4bN1mK8sZ3cY6hJ0pD5aW"),

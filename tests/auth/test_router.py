@@ -4,13 +4,16 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 import bcrypt
 import httpx
 import jwt
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
+from app.core.config import Settings
 from app.core.resources import Resources
 from app.core.security.tokens import ALGORITHM, key_id
 from app.identity.models import User
@@ -113,7 +116,9 @@ async def test_register_rejects_bad_input_with_422(
     assert response.headers["content-type"] == "application/problem+json"
 
 
-async def test_register_is_403_when_registration_is_closed(app_factory, settings) -> None:  # type: ignore[no-untyped-def]
+async def test_register_is_403_when_registration_is_closed(
+    app_factory: Callable[..., FastAPI], settings: Settings
+) -> None:
     from asgi_lifespan import LifespanManager
 
     from tests.conftest import client_for
@@ -265,7 +270,7 @@ def _unsigned(header: dict[str, object], claims: dict[str, object]) -> str:
     return f"{_b64(header)}.{_b64(claims)}."
 
 
-FORGERIES = {
+FORGERIES: dict[str, Callable[[uuid.UUID], str]] = {
     "alg_none": lambda uid: _unsigned({"alg": "none", "typ": "JWT", "kid": KID}, _claims(uid)),
     "other_key": lambda uid: _signed(_claims(uid), "another-key-" * 4),
     "hs512": lambda uid: _signed(_claims(uid), algorithm="HS512"),

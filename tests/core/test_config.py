@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -40,13 +41,13 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def production(**overrides: object) -> Settings:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "app_env": "production",
         "database_url": POSTGRES_URL,
         "secret_key": SecretStr(GOOD_SECRET),
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def refusal_messages(exc: pytest.ExceptionInfo[ValidationError]) -> str:
@@ -73,12 +74,12 @@ def test_production_names_what_it_accepts_but_should_not_be_left_as_it_is() -> N
         "MAIL_BACKEND",
     ]
     assert configured.production_cautions == []
-    assert Settings(_env_file=None).production_cautions == []  # type: ignore[call-arg]
+    assert Settings(_env_file=None).production_cautions == []
 
 
 def test_production_refuses_a_missing_secret_key() -> None:
     with pytest.raises(ValidationError) as exc:
-        Settings(_env_file=None, app_env="production", database_url=POSTGRES_URL)  # type: ignore[call-arg]
+        Settings(_env_file=None, app_env="production", database_url=POSTGRES_URL)
 
     assert "secret_key" in refusal_messages(exc)
 
@@ -156,7 +157,7 @@ def test_production_accepts_networks_of_some_addresses(setting: str) -> None:
 
 
 def test_networks_of_every_address_are_left_to_the_developer_outside_production() -> None:
-    settings = Settings(_env_file=None, trusted_proxies="0.0.0.0/0,::/0")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, trusted_proxies="0.0.0.0/0,::/0")
 
     assert len(settings.trusted_proxies) == 2
 
@@ -202,7 +203,7 @@ def test_production_refuses_sqlite(sqlite_url: str) -> None:
 
 
 def test_development_accepts_the_embedded_defaults() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
 
     assert settings.app_env == "development"
     assert settings.is_sqlite

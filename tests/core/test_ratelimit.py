@@ -25,7 +25,7 @@ from app.core.errors import problem_type
 from app.core.ratelimit import LimitName, client_key
 from app.core.ratelimit.guard import FAILURES_BEFORE_PAUSE, PAUSE_SECONDS, StorageGuard
 from app.core.ratelimit.lockout import LockedOut, LoginLockout, MemoryCounters, Window
-from app.core.ratelimit.redis_window import KEY_PREFIX, RedisWindows
+from app.core.ratelimit.redis_window import KEY_PREFIX, RedisWindows, Strategy
 from app.core.ratelimit.subjects import TokenSubjects
 from app.core.resources import Resources
 from app.core.security.tokens import AccessTokenCodec
@@ -472,8 +472,8 @@ async def test_security_limits_count_in_the_process_when_redis_is_stopped_or_hun
         rate_limit_password_reset="3/hour",
         rate_limit_register="2/hour",
     )
-    reset = {"json": {"email": "someone@example.com"}}
-    register = {"json": {"email": "new@example.com", "password": "x"}}
+    reset: dict[str, Any] = {"json": {"email": "someone@example.com"}}
+    register: dict[str, Any] = {"json": {"email": "new@example.com", "password": "x"}}
     async with serving(application) as http, asyncio.timeout(HANG_GUARD_SECONDS):
         resets = [await http.post("/api/v1/auth/password-reset/request", **reset) for _ in range(5)]
         registers = [await http.post("/api/v1/auth/register", **register) for _ in range(3)]
@@ -487,7 +487,7 @@ async def test_security_limits_count_in_the_process_when_redis_is_stopped_or_hun
 
 # limits' own counters, for reference, under a prefix of their own on the same Redis.
 REFERENCE_PREFIX = "reference"
-SLIDING = "sliding-window-counter"
+SLIDING: Strategy = "sliding-window-counter"
 Windows = tuple[RedisWindows, Redis]
 
 
@@ -568,7 +568,7 @@ async def test_the_one_trip_window_counts_and_reports_as_limits_does(windows: Wi
 
 @pytest.mark.parametrize("strategy", ["moving-window", "fixed-window"])
 async def test_the_other_windows_count_read_and_clear_as_limits_does(
-    windows: Windows, strategy: str
+    windows: Windows, strategy: Strategy
 ) -> None:
     ours, redis = windows
     theirs = reference(redis, strategy)

@@ -37,7 +37,7 @@ SHUTDOWN_FLUSH_SECONDS = 15
 
 
 def _documents() -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for path in sorted(K8S_DIR.glob("*.yaml")):
         found.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc)
     return found
@@ -168,10 +168,10 @@ def test_the_service_the_hpa_and_the_pdb_find_the_api_pods() -> None:
 
 def _settings() -> Settings:
     """The Settings the pods get from the ConfigMap and the Secret, with a real key."""
-    values: dict[str, str] = {**_config(), **_secret()}
+    values: dict[str, Any] = {**_config(), **_secret()}
     values["SECRET_KEY"] = secrets.token_urlsafe(48)
     app_values = {name.lower(): value for name, value in values.items() if name in SETTING_NAMES}
-    return Settings(_env_file=None, **app_values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **app_values)
 
 
 def _env_names(container: dict[str, Any]) -> set[str]:
@@ -225,10 +225,12 @@ def test_the_secret_mounted_as_files_gives_the_settings_production_needs(
     values = {**_secret(), "SECRET_KEY": secrets.token_urlsafe(48)}
     for name, value in values.items():
         (tmp_path / name).write_text(value, encoding="utf-8")
-    config = {name.lower(): value for name, value in _config().items() if name in SETTING_NAMES}
+    config: dict[str, Any] = {
+        name.lower(): value for name, value in _config().items() if name in SETTING_NAMES
+    }
     config["secrets_dir"] = str(tmp_path)
 
-    settings = Settings(_env_file=None, **config)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, **config)
 
     assert settings.is_production
     assert settings.secret_key.get_secret_value() == values["SECRET_KEY"]

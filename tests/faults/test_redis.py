@@ -30,7 +30,7 @@ Answers = list[tuple[float, int]]
 
 
 async def read_items(client: httpx.AsyncClient, headers: dict[str, str], until: float) -> Answers:
-    answers = []
+    answers: Answers = []
     while time.monotonic() < until and len(answers) < MOST_READS:
         answers.append((time.monotonic(), (await client.get(ITEMS, headers=headers)).status_code))
         await asyncio.sleep(0.005)
@@ -38,7 +38,7 @@ async def read_items(client: httpx.AsyncClient, headers: dict[str, str], until: 
 
 
 async def guess(client: httpx.AsyncClient, email: str, until: float) -> Answers:
-    answers = []
+    answers: Answers = []
     while time.monotonic() < until and len(answers) < MOST_GUESSES:
         data = {"username": email, "password": f"wrong-{len(answers)}"}
         answers.append((time.monotonic(), (await client.post(TOKEN, data=data)).status_code))

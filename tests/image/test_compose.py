@@ -55,19 +55,24 @@ class Stack:
         env.update(extra)
         return env
 
-    def compose(self, *args: str, timeout: float = COMMAND_TIMEOUT_SECONDS, **extra: str) -> Any:
+    def compose(
+        self,
+        *args: str,
+        timeout: float = COMMAND_TIMEOUT_SECONDS,
+        env: dict[str, str] | None = None,
+    ) -> Any:
         return run(
             self.engine.compose,
             "-p",
             PROJECT,
             *args,
-            env=self.env(**extra),
+            env=self.env(**(env or {})),
             timeout=timeout,
         )
 
     def config(self, *profiles: str, **extra: str) -> dict[str, Any]:
         flags = [flag for profile in profiles for flag in ("--profile", profile)]
-        parsed: dict[str, Any] = yaml.safe_load(ok(self.compose(*flags, "config", **extra)))
+        parsed: dict[str, Any] = yaml.safe_load(ok(self.compose(*flags, "config", env=extra)))
         return parsed
 
     def containers(self) -> dict[str, dict[str, Any]]:

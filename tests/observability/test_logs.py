@@ -179,7 +179,7 @@ async def test_a_production_start_warns_of_each_setting_left_at_a_risky_default(
 ) -> None:
     # Nothing connects to the database at start-up without a first admin to create.
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         app_env="production",
         database_url="postgresql+asyncpg://app:pw@db.invalid:5432/groundwork",
         secret_key=SecretStr("Ue7GfXq2LwV9tR4bN1mK8sZ3cY6hJ0pD5aW"),
