@@ -42,8 +42,12 @@ dev: install ## like run, restarting on every change under app/; console logs an
 	$(DEV_ENV) $(PY) -m app migrate
 	$(DEV_ENV) exec $(PY) -m app serve --reload
 
+# Two pytest-xdist workers, each with its own database; one process with
+# TEST_REDIS_URL, as every test flushes that one Redis database.
+TEST_WORKERS ?= $(if $(TEST_REDIS_URL),0,2)
+
 test: install ## the whole suite (SQLite; PostgreSQL/Redis with TEST_DATABASE_URL/TEST_REDIS_URL)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-faults: install ## fault tests on real processes: private PostgreSQL and Redis, SIGTERM
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)

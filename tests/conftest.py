@@ -31,7 +31,9 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import delete, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -78,13 +80,43 @@ BUILTIN_ROLES = (ADMIN_ROLE, MEMBER_ROLE)
 AccountFactory = Callable[..., Awaitable[Account]]
 
 
+# Set by pytest-xdist in each worker ("gw0", "gw1", ...); unset in a run without -n.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("TEST_REDIS_URL") and config.getoption("numprocesses", None):
+        # Every test flushes that database: workers would flush each other's counters.
+        raise pytest.UsageError("TEST_REDIS_URL names one Redis database: run without -n")
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SQLite in this run's temporary directory, or TEST_DATABASE_URL.
+
+    Under pytest-xdist each worker gets a database of its own on that server,
+    named after it with the worker's id, created when missing.
+    """
     url = os.environ.get("TEST_DATABASE_URL")
-    if url:
+    if not url:
+        path = Path(tmp_path_factory.mktemp("db")) / "test.db"
+        return f"sqlite+aiosqlite:///{path}"
+    if XDIST_WORKER is None:
         return url
-    path = Path(tmp_path_factory.mktemp("db")) / "test.db"
-    return f"sqlite+aiosqlite:///{path}"
+    given = make_url(url)
+    worker_url = given.set(database=f"{given.database}_{XDIST_WORKER}")
+    server = create_async_engine(given, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with server.connect() as connection:
+            exists = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": worker_url.database},
+            )
+            if not exists:
+                await connection.execute(text(f'CREATE DATABASE "{worker_url.database}"'))
+    finally:
+        await server.dispose()
+    return worker_url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")

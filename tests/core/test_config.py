@@ -132,6 +132,8 @@ def test_production_refuses_a_secret_key_with_too_little_variety(secret: str) ->
         secrets.token_urlsafe(32),
         secrets.token_hex(32),
     ],
+    # Random keys: named by position, so every collection of the suite names the same tests.
+    ids=["good", "hex-16", "hex-32", "generated-urlsafe", "generated-hex"],
 )
 def test_production_accepts_generated_secret_keys(secret: str) -> None:
     assert production(secret_key=SecretStr(secret)).is_production

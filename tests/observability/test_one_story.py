@@ -6,18 +6,18 @@ from collections.abc import Callable
 
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
-from tests.conftest import PASSWORD
+from app.core.resources import Resources
+from tests.factories import create_account
 from tests.observability.conftest import LogLines, Traced, scrape, value
 
 
 async def test_listing_items_yields_one_access_line_metrics_and_a_trace_that_agree(
-    traced: Traced, capture_logs: Callable[[], LogLines]
+    traced: Traced, capture_logs: Callable[[], LogLines], password_hash: str
 ) -> None:
     client = traced.client
-    email = "story@example.com"
-    await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    token = await client.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    resources = traced.app.state.resources
+    assert isinstance(resources, Resources)
+    headers = (await create_account(resources, password_hash, "story@example.com")).headers
     labels = {"method": "GET", "route": "/api/v1/items"}
     before = await scrape(client)
     logs = capture_logs()
