@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.resources import Resources
 from tests.conftest import AccountFactory
+from tests.factories import create_item
 
 # Resolving the principal (user, live login session and role grants) is one
 # statement and the page is one; BEGIN and ROLLBACK are not statements here.
@@ -38,7 +39,7 @@ async def test_an_authenticated_item_list_costs_two_statements(
     client: httpx.AsyncClient, resources: Resources, make_account: AccountFactory
 ) -> None:
     account = await make_account()
-    await client.post("/api/v1/items", json={"title": "one"}, headers=account.headers)
+    await create_item(resources, account.id, "one")
 
     with counted_statements(resources.engine) as statements:
         response = await client.get("/api/v1/items", headers=account.headers)
