@@ -1,19 +1,30 @@
-"""Operator commands, run as an operator would: a separate process."""
+"""Operator commands: `app.cli.main` in this process, and `python -m app` as a process of its own.
+
+The entry point, its exit codes and what it does without a terminal are run
+as an operator would, in a separate process; the account commands behind it
+run in-process (a second interpreter and app import each cost more than the
+command itself), on the same environment variables and standard input.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from app.cli import main
 from app.core.resources import Resources
 from app.identity.models import User
 from tests.conftest import AccountFactory, free_port
@@ -39,6 +50,43 @@ def run_cli(
     )
 
 
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def operator(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Awaitable[Ran]]:
+    """`main(args)` with `env` set and `stdin` as standard input, as `python -m app` runs it."""
+
+    async def run(*args: str, env: dict[str, str], stdin: str = "") -> Ran:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        try:
+            # main runs its own event loop: a thread of its own, off the test's.
+            returncode = await asyncio.to_thread(main, list(args))
+        except SystemExit as exit_:
+            # What the interpreter does with SystemExit: a message goes to stderr, status 1.
+            if isinstance(exit_.code, int) or exit_.code is None:
+                returncode = exit_.code or 0
+            else:
+                print(exit_.code, file=sys.stderr)
+                returncode = 1
+        said = capsys.readouterr()
+        return Ran(returncode, said.out, said.err)
+
+    return run
+
+
+Operator = Callable[..., Awaitable[Ran]]
+
+
 @pytest.fixture
 def cli_env(resources: Resources) -> dict[str, str]:
     settings = resources.settings
@@ -49,15 +97,17 @@ def cli_env(resources: Resources) -> dict[str, str]:
     }
 
 
-async def test_create_admin_is_idempotent(cli_env: dict[str, str], resources: Resources) -> None:
-    first = run_cli(
+async def test_create_admin_is_idempotent(
+    operator: Operator, cli_env: dict[str, str], resources: Resources
+) -> None:
+    first = await operator(
         "create-admin",
         "root@example.com",
         "--password-stdin",
         env=cli_env,
         stdin="a-long-admin-password\n",
     )
-    second = run_cli(
+    second = await operator(
         "create-admin",
         "ROOT@example.com",
         "--password-stdin",
@@ -74,8 +124,10 @@ async def test_create_admin_is_idempotent(cli_env: dict[str, str], resources: Re
     assert [user.email for user in users] == ["root@example.com"]
 
 
-async def test_create_admin_refuses_a_weak_password(cli_env: dict[str, str]) -> None:
-    result = run_cli(
+async def test_create_admin_refuses_a_weak_password(
+    operator: Operator, cli_env: dict[str, str]
+) -> None:
+    result = await operator(
         "create-admin", "root@example.com", "--password-stdin", env=cli_env, stdin="password\n"
     )
 
@@ -91,11 +143,14 @@ def test_an_unknown_command_exits_non_zero() -> None:
 
 
 async def test_set_password_changes_it_and_ends_every_session(
-    cli_env: dict[str, str], client: httpx.AsyncClient, make_account: AccountFactory
+    operator: Operator,
+    cli_env: dict[str, str],
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
 ) -> None:
     account = await make_account()
 
-    result = run_cli(
+    result = await operator(
         "set-password", account.email, "--password-stdin", env=cli_env, stdin="operator-chosen-pw\n"
     )
 
@@ -107,8 +162,10 @@ async def test_set_password_changes_it_and_ends_every_session(
     assert token.status_code == 200
 
 
-async def test_set_password_for_an_unknown_email_fails_clearly(cli_env: dict[str, str]) -> None:
-    result = run_cli(
+async def test_set_password_for_an_unknown_email_fails_clearly(
+    operator: Operator, cli_env: dict[str, str]
+) -> None:
+    result = await operator(
         "set-password",
         "nobody@example.com",
         "--password-stdin",
@@ -121,11 +178,11 @@ async def test_set_password_for_an_unknown_email_fails_clearly(cli_env: dict[str
 
 
 async def test_list_users_shows_accounts_and_roles(
-    cli_env: dict[str, str], make_account: AccountFactory
+    operator: Operator, cli_env: dict[str, str], make_account: AccountFactory
 ) -> None:
     admin = await make_account(roles=("admin",))
 
-    result = run_cli("list-users", env=cli_env)
+    result = await operator("list-users", env=cli_env)
 
     assert result.returncode == 0, result.stderr
     assert admin.email in result.stdout
@@ -203,15 +260,17 @@ def wait_until_live(base: str, process: subprocess.Popen[bytes]) -> bool:
     return False
 
 
-def test_account_commands_before_migrations_say_to_migrate(tmp_path: Path) -> None:
+async def test_account_commands_before_migrations_say_to_migrate(
+    operator: Operator, tmp_path: Path
+) -> None:
     unmigrated = {
         "APP_ENV": "test",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}",
     }
 
     results = [
-        run_cli("list-users", env=unmigrated),
-        run_cli(
+        await operator("list-users", env=unmigrated),
+        await operator(
             "create-admin",
             "root@example.com",
             "--password-stdin",
