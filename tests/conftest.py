@@ -18,9 +18,12 @@ factories in tests/factories.py; this module re-exports their older names.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -35,6 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.cli import main
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.resources import Resources
@@ -63,6 +67,8 @@ __all__ = [
     "PASSWORD",
     "Account",
     "AccountFactory",
+    "Operator",
+    "Ran",
     "alembic_config",
     "bearer",
     "client_for",
@@ -78,6 +84,18 @@ __all__ = [
 SEEDED_TABLES = {"roles", "role_permissions"}
 BUILTIN_ROLES = (ADMIN_ROLE, MEMBER_ROLE)
 AccountFactory = Callable[..., Awaitable[Account]]
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a CLI command answered: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Operator = Callable[..., Awaitable[Ran]]
 
 
 # Set by pytest-xdist in each worker ("gw0", "gw1", ...); unset in a run without -n.
@@ -308,6 +326,31 @@ def make_registered_account(client: httpx.AsyncClient, resources: Resources) -> 
         return Account(user_id, email, PASSWORD, await login(client, email))
 
     return make
+
+
+@pytest.fixture
+def operator(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Operator:
+    """`main(args)` with `env` set and `stdin` as standard input, as `python -m app` runs it."""
+
+    async def run(*args: str, env: dict[str, str], stdin: str = "") -> Ran:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        try:
+            # main runs its own event loop: a thread of its own, off the test's.
+            returncode = await asyncio.to_thread(main, list(args))
+        except SystemExit as exit_:
+            # What the interpreter does with SystemExit: a message goes to stderr, status 1.
+            if isinstance(exit_.code, int) or exit_.code is None:
+                returncode = exit_.code or 0
+            else:
+                print(exit_.code, file=sys.stderr)
+                returncode = 1
+        said = capsys.readouterr()
+        return Ran(returncode, said.out, said.err)
+
+    return run
 
 
 @pytest.fixture

@@ -8,26 +8,21 @@ command itself), on the same environment variables and standard input.
 
 from __future__ import annotations
 
-import asyncio
-import io
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
-from app.cli import main
 from app.core.resources import Resources
 from app.identity.models import User
-from tests.conftest import AccountFactory, free_port
+from tests.conftest import AccountFactory, Operator, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,43 +43,6 @@ def run_cli(
         check=False,
         start_new_session=stdin is None,
     )
-
-
-@dataclass(frozen=True)
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def operator(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., Awaitable[Ran]]:
-    """`main(args)` with `env` set and `stdin` as standard input, as `python -m app` runs it."""
-
-    async def run(*args: str, env: dict[str, str], stdin: str = "") -> Ran:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        capsys.readouterr()
-        try:
-            # main runs its own event loop: a thread of its own, off the test's.
-            returncode = await asyncio.to_thread(main, list(args))
-        except SystemExit as exit_:
-            # What the interpreter does with SystemExit: a message goes to stderr, status 1.
-            if isinstance(exit_.code, int) or exit_.code is None:
-                returncode = exit_.code or 0
-            else:
-                print(exit_.code, file=sys.stderr)
-                returncode = 1
-        said = capsys.readouterr()
-        return Ran(returncode, said.out, said.err)
-
-    return run
-
-
-Operator = Callable[..., Awaitable[Ran]]
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from sqlalchemy import select
 from app.core.mail import MemoryMailer
 from app.core.resources import Resources
 from app.identity.models import User
-from tests.conftest import PASSWORD, AccountFactory, login
-from tests.test_cli import run_cli
+from tests.conftest import PASSWORD, AccountFactory, Operator, login
 
 RESET_REQUEST = "/api/v1/auth/password-reset/request"
 RESET_CONFIRM = "/api/v1/auth/password-reset/confirm"
@@ -77,6 +76,7 @@ async def test_changing_the_password_voids_outstanding_reset_tokens(
 
 
 async def test_set_password_from_the_cli_voids_outstanding_reset_tokens(
+    operator: Operator,
     client: httpx.AsyncClient,
     make_account: AccountFactory,
     resources: Resources,
@@ -90,8 +90,7 @@ async def test_set_password_from_the_cli_voids_outstanding_reset_tokens(
         "SECRET_KEY": settings.secret_key.get_secret_value(),
     }
 
-    result = await asyncio.to_thread(
-        run_cli,
+    result = await operator(
         "set-password",
         account.email,
         "--password-stdin",

@@ -6,11 +6,7 @@ here, created in the test database and dropped after.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -25,8 +21,8 @@ from app.core.security.keyring import (
     new_data_key,
     reencrypt_columns,
 )
+from tests.conftest import Operator
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTES = Table(
     "keyring_test_notes",
     MetaData(),
@@ -121,21 +117,12 @@ def test_the_app_resources_hold_the_configured_keyring(resources: Resources) -> 
     assert not resources.keyring.configured
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={"PATH": os.environ.get("PATH", ""), "APP_ENV": "test", **env},
-        timeout=60,
-        check=False,
-    )
+TEST_ENV = {"APP_ENV": "test"}
 
 
-def test_the_cli_prints_new_keys_that_the_settings_accept() -> None:
-    secret = _cli("new-secret-key", env={})
-    data = _cli("new-encryption-key", env={})
+async def test_the_cli_prints_new_keys_that_the_settings_accept(operator: Operator) -> None:
+    secret = await operator("new-secret-key", env=TEST_ENV)
+    data = await operator("new-encryption-key", env=TEST_ENV)
 
     assert secret.returncode == 0
     assert data.returncode == 0
@@ -143,19 +130,25 @@ def test_the_cli_prints_new_keys_that_the_settings_accept() -> None:
     Fernet(data.stdout.strip())
 
 
-def test_reencrypt_without_keys_says_which_setting_is_missing(resources: Resources) -> None:
-    answer = _cli("reencrypt", env={"DATABASE_URL": resources.settings.database_url})
+async def test_reencrypt_without_keys_says_which_setting_is_missing(
+    operator: Operator, resources: Resources
+) -> None:
+    env = {**TEST_ENV, "DATABASE_URL": resources.settings.database_url}
+    answer = await operator("reencrypt", env=env)
 
     assert answer.returncode == 2
     assert "DATA_ENCRYPTION_KEYS is unset" in answer.stderr
 
 
-def test_reencrypt_with_keys_runs_over_the_registry(resources: Resources) -> None:
+async def test_reencrypt_with_keys_runs_over_the_registry(
+    operator: Operator, resources: Resources
+) -> None:
     env = {
+        **TEST_ENV,
         "DATABASE_URL": resources.settings.database_url,
         "DATA_ENCRYPTION_KEYS": f"{new_data_key()},{new_data_key()}",
     }
-    answer = _cli("reencrypt", env=env)
+    answer = await operator("reencrypt", env=env)
 
     assert answer.returncode == 0, answer.stderr
     assert "nothing to re-encrypt" in answer.stdout
