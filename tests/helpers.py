@@ -96,9 +96,15 @@ async def sign_up(client: httpx.AsyncClient, email: str, password: str = PASSWOR
     return await login(client, email, password)
 
 
+async def attempt_login(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD
+) -> httpx.Response:
+    """One try at the login form, whatever it answers."""
+    return await client.post(TOKEN, data={"username": email, "password": password})
+
+
 async def login_status(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> int:
-    response = await client.post(TOKEN, data={"username": email, "password": password})
-    return response.status_code
+    return (await attempt_login(client, email, password)).status_code
 
 
 async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from app.core.resources import Resources
 from app.identity.models import User
 from tests.conftest import AccountFactory
+from tests.helpers import attempt_login
 
 TOKEN = "/api/v1/auth/token"
 # 78 bytes in UTF-8, 56 characters; the 72nd byte is the first half of an "é".
@@ -38,10 +39,6 @@ async def stored_hash(resources: Resources, user_id: object) -> str:
     return value
 
 
-async def log_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
-    return await client.post(TOKEN, data={"username": email, "password": password})
-
-
 async def test_a_long_password_logs_in_against_its_imported_bcrypt_hash_and_is_upgraded(
     client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
 ) -> None:
@@ -50,11 +47,11 @@ async def test_a_long_password_logs_in_against_its_imported_bcrypt_hash_and_is_u
     with pytest.raises(UnicodeDecodeError):
         CUT.decode()
 
-    first = await log_in(client, account.email, LONG_PASSWORD)
+    first = await attempt_login(client, account.email, LONG_PASSWORD)
     upgraded = await stored_hash(resources, account.id)
-    again = await log_in(client, account.email, LONG_PASSWORD)
+    again = await attempt_login(client, account.email, LONG_PASSWORD)
     # argon2id reads the whole password: sharing the first 72 bytes is not enough.
-    same_start = await log_in(client, account.email, CUT.decode(errors="ignore") + "-other")
+    same_start = await attempt_login(client, account.email, CUT.decode(errors="ignore") + "-other")
 
     assert first.status_code == 200, first.text
     assert upgraded.startswith("$argon2id$")
@@ -76,7 +73,7 @@ async def test_a_wrong_password_against_a_bcrypt_hash_is_401(
     account = await make_account()
     await import_bcrypt_hash(resources, account.id, CUT)
 
-    wrong = await log_in(client, account.email, wrong_password)
+    wrong = await attempt_login(client, account.email, wrong_password)
 
     assert wrong.status_code == 401
     assert wrong.json()["type"] == "urn:groundwork:problem:invalid-credentials"

@@ -15,10 +15,9 @@ from app.core.mail import MemoryMailer
 from app.core.resources import Resources
 from app.core.security.tokens import ALGORITHM, key_id
 from tests.conftest import PASSWORD, AccountFactory
-from tests.helpers import SettableClock, bearer, client_for
+from tests.helpers import SettableClock, bearer, client_for, login_status
 
 ME = "/api/v1/users/me"
-TOKEN = "/api/v1/auth/token"
 REFRESH = "/api/v1/auth/refresh"
 RESET_REQUEST = "/api/v1/auth/password-reset/request"
 RESET_CONFIRM = "/api/v1/auth/password-reset/confirm"
@@ -147,13 +146,9 @@ async def test_an_account_lockout_lifts_when_its_window_has_passed(
     clock.stop()
 
     async with LifespanManager(app), client_for(app) as client:
-
-        async def login(password: str) -> int:
-            form = {"username": account.email, "password": password}
-            return (await client.post(TOKEN, data=form)).status_code
-
-        assert [await login("wrong-password") for _ in range(5)] == [401] * 5
+        failures = [await login_status(client, account.email, "wrong") for _ in range(5)]
+        assert failures == [401] * 5
         clock.advance(15 * 60 - 1)
-        assert await login(PASSWORD) == 429
+        assert await login_status(client, account.email) == 429
         clock.advance(1)
-        assert await login(PASSWORD) == 200
+        assert await login_status(client, account.email) == 200

@@ -17,13 +17,10 @@ from app.audit.models import AuditEvent
 from app.core.resources import Resources
 from app.identity.models import EMAIL_MAX_LENGTH
 from tests.conftest import PASSWORD, AccountFactory, client_for, register
+from tests.helpers import attempt_login
 
 TOKEN = "/api/v1/auth/token"
 PASSWORD_CHANGE = "/api/v1/users/me/password"
-
-
-async def attempt(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:
-    return await client.post(TOKEN, data={"username": email, "password": password})
 
 
 async def test_five_failures_lock_the_account_with_429_and_retry_after(
@@ -31,9 +28,9 @@ async def test_five_failures_lock_the_account_with_429_and_retry_after(
 ) -> None:
     account = await make_account()
     for _ in range(5):
-        assert (await attempt(client, account.email, "wrong-password")).status_code == 401
+        assert (await attempt_login(client, account.email, "wrong-password")).status_code == 401
 
-    locked = await attempt(client, account.email, PASSWORD)
+    locked = await attempt_login(client, account.email, PASSWORD)
 
     # Even the right password is refused until the window passes.
     assert locked.status_code == 429
@@ -53,10 +50,10 @@ async def test_the_lock_is_per_account(
 ) -> None:
     locked, other = await make_account(), await make_account()
     for _ in range(5):
-        await attempt(client, locked.email, "wrong-password")
+        await attempt_login(client, locked.email, "wrong-password")
 
-    assert (await attempt(client, other.email, PASSWORD)).status_code == 200
-    assert (await attempt(client, locked.email.upper(), PASSWORD)).status_code == 429
+    assert (await attempt_login(client, other.email, PASSWORD)).status_code == 200
+    assert (await attempt_login(client, locked.email.upper(), PASSWORD)).status_code == 429
 
 
 async def test_a_success_resets_the_account_counter(
@@ -64,20 +61,22 @@ async def test_a_success_resets_the_account_counter(
 ) -> None:
     account = await make_account()
     for _ in range(4):
-        await attempt(client, account.email, "wrong-password")
-    assert (await attempt(client, account.email, PASSWORD)).status_code == 200
+        await attempt_login(client, account.email, "wrong-password")
+    assert (await attempt_login(client, account.email, PASSWORD)).status_code == 200
 
     for _ in range(4):
-        assert (await attempt(client, account.email, "wrong-password")).status_code == 401
-    assert (await attempt(client, account.email, PASSWORD)).status_code == 200
+        assert (await attempt_login(client, account.email, "wrong-password")).status_code == 401
+    assert (await attempt_login(client, account.email, PASSWORD)).status_code == 200
 
 
 async def test_unknown_emails_lock_out_the_same_way(client: httpx.AsyncClient) -> None:
     for _ in range(5):
-        assert (await attempt(client, "ghost@example.com", "whatever-it-is")).status_code == 401
+        assert (
+            await attempt_login(client, "ghost@example.com", "whatever-it-is")
+        ).status_code == 401
 
     # The same answer as for a real account: a lockout does not reveal existence.
-    assert (await attempt(client, "ghost@example.com", "whatever-it-is")).status_code == 429
+    assert (await attempt_login(client, "ghost@example.com", "whatever-it-is")).status_code == 429
 
 
 @pytest.mark.parametrize(
@@ -96,11 +95,11 @@ async def test_many_failures_from_one_client_lock_that_client_out(
         await register(bystander, "victim@example.com")
         for n, address in enumerate(addresses[:3]):
             async with client_for(app, address) as attacker:
-                await attempt(attacker, f"target{n}@example.com", "wrong-password")
+                await attempt_login(attacker, f"target{n}@example.com", "wrong-password")
 
         async with client_for(app, addresses[3]) as attacker:
-            spraying = await attempt(attacker, "victim@example.com", PASSWORD)
-            elsewhere = await attempt(bystander, "victim@example.com", PASSWORD)
+            spraying = await attempt_login(attacker, "victim@example.com", PASSWORD)
+            elsewhere = await attempt_login(bystander, "victim@example.com", PASSWORD)
 
     assert spraying.status_code == 429
     assert elsewhere.status_code == 200
@@ -113,9 +112,9 @@ async def test_concurrent_wrong_guesses_at_one_account_get_at_most_five_401s(
 
     # Every guess is in flight before any has been checked.
     answers = await asyncio.gather(
-        *(attempt(client, account.email, f"wrong-password-{n}") for n in range(16))
+        *(attempt_login(client, account.email, f"wrong-password-{n}") for n in range(16))
     )
-    right = await attempt(client, account.email, PASSWORD)
+    right = await attempt_login(client, account.email, PASSWORD)
 
     codes = Counter(answer.status_code for answer in answers)
     assert set(codes) <= {401, 429}, codes
@@ -133,9 +132,9 @@ async def test_successful_logins_from_one_address_are_not_capped_by_the_client_l
         emails = [f"colleague{n}@example.com" for n in range(4)]
         for email in emails:
             await register(office, email)
-        sign_ins = [await attempt(office, email, PASSWORD) for email in emails * 2]
-        await attempt(office, "colleague0@example.com", "wrong-password")
-        after_one_failure = await attempt(office, "colleague1@example.com", PASSWORD)
+        sign_ins = [await attempt_login(office, email, PASSWORD) for email in emails * 2]
+        await attempt_login(office, "colleague0@example.com", "wrong-password")
+        after_one_failure = await attempt_login(office, "colleague1@example.com", PASSWORD)
 
     assert [answer.status_code for answer in sign_ins] == [200] * 8
     assert after_one_failure.status_code == 200
@@ -148,10 +147,12 @@ async def test_one_failure_still_counts_against_the_client_after_successes(
     async with LifespanManager(app), client_for(app, "198.51.100.8") as client:
         await register(client, "someone@example.com")
         for n in range(3):
-            assert (await attempt(client, "someone@example.com", PASSWORD)).status_code == 200
-            assert (await attempt(client, f"other{n}@example.com", "guess")).status_code == 401
+            assert (await attempt_login(client, "someone@example.com", PASSWORD)).status_code == 200
+            assert (
+                await attempt_login(client, f"other{n}@example.com", "guess")
+            ).status_code == 401
 
-        locked = await attempt(client, "someone@example.com", PASSWORD)
+        locked = await attempt_login(client, "someone@example.com", PASSWORD)
 
     assert locked.status_code == 429
 
@@ -160,7 +161,7 @@ async def test_one_failure_still_counts_against_the_client_after_successes(
 async def test_a_username_longer_than_any_email_is_refused_unread(
     client: httpx.AsyncClient, length: int
 ) -> None:
-    answer = await attempt(client, "a" * (length - len("@example.com")) + "@example.com", "x")
+    answer = await attempt_login(client, "a" * (length - len("@example.com")) + "@example.com", "x")
 
     assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
@@ -171,7 +172,7 @@ async def test_a_username_longer_than_any_email_is_refused_unread(
 async def test_the_longest_username_an_email_can_be_is_read(client: httpx.AsyncClient) -> None:
     username = "a" * (EMAIL_MAX_LENGTH - len("@example.com")) + "@example.com"
 
-    assert (await attempt(client, username, "wrong-password")).status_code == 401
+    assert (await attempt_login(client, username, "wrong-password")).status_code == 401
 
 
 async def test_the_openapi_document_states_the_username_limit(client: httpx.AsyncClient) -> None:
@@ -191,7 +192,7 @@ async def test_lockout_keys_in_redis_do_not_grow_with_the_username(
         pytest.skip("needs Redis: TEST_REDIS_URL is unset or does not answer")
     short, longest = "s@example.com", "a" * (EMAIL_MAX_LENGTH - 12) + "@example.com"
     for username in (short, longest):
-        assert (await attempt(client, username, "wrong-password")).status_code == 401
+        assert (await attempt_login(client, username, "wrong-password")).status_code == 401
 
     keys = [key async for key in redis_client.scan_iter(match="*lockout*")]
 
@@ -214,7 +215,7 @@ async def test_wrong_current_passwords_count_toward_the_account_lockout(
     ]
     right = {"current_password": PASSWORD, "new_password": "a-new-long-passphrase"}
     with_the_right_one = await client.post(PASSWORD_CHANGE, json=right, headers=account.headers)
-    login = await attempt(client, account.email, PASSWORD)
+    login = await attempt_login(client, account.email, PASSWORD)
 
     assert [guess.status_code for guess in guesses] == [400] * 5 + [429]
     assert int(guesses[-1].headers["retry-after"]) >= 1
@@ -243,11 +244,11 @@ async def test_a_right_current_password_gives_its_attempt_back(
 ) -> None:
     account = await make_account()
     for _ in range(4):
-        await attempt(client, account.email, "wrong-password")
+        await attempt_login(client, account.email, "wrong-password")
     change = {"current_password": PASSWORD, "new_password": "a-new-long-passphrase"}
 
     changed = await client.post(PASSWORD_CHANGE, json=change, headers=account.headers)
-    login = await attempt(client, account.email, "a-new-long-passphrase")
+    login = await attempt_login(client, account.email, "a-new-long-passphrase")
 
     assert changed.status_code == 204
     assert login.status_code == 200
@@ -269,7 +270,9 @@ async def test_the_lockout_counts_in_the_process_when_redis_is_stopped_or_hung(
     )
     async with LifespanManager(app), client_for(app) as client, asyncio.timeout(120):
         await register(client, "victim@example.com")
-        guesses = [await attempt(client, "victim@example.com", f"guess-{n}") for n in range(40)]
+        guesses = [
+            await attempt_login(client, "victim@example.com", f"guess-{n}") for n in range(40)
+        ]
 
     codes = Counter(guess.status_code for guess in guesses)
     assert set(codes) <= {401, 429}, codes
