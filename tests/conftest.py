@@ -23,7 +23,6 @@ import os
 import sys
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -50,6 +49,8 @@ from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
 from tests.factories import Account, create_account, new_email
 from tests.helpers import (
     PASSWORD,
+    Operator,
+    Ran,
     SettableClock,
     alembic_config,
     bearer,
@@ -84,18 +85,6 @@ __all__ = [
 SEEDED_TABLES = {"roles", "role_permissions"}
 BUILTIN_ROLES = (ADMIN_ROLE, MEMBER_ROLE)
 AccountFactory = Callable[..., Awaitable[Account]]
-
-
-@dataclass(frozen=True)
-class Ran:
-    """What a CLI command answered: its exit status and what it printed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-Operator = Callable[..., Awaitable[Ran]]
 
 
 # Set by pytest-xdist in each worker ("gw0", "gw1", ...); unset in a run without -n.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,6 +112,22 @@ async def login_status(client: httpx.AsyncClient, email: str, password: str = PA
 async def refresh_status(client: httpx.AsyncClient, refresh_token: str) -> int:
     response = await client.post(REFRESH, json={"refresh_token": refresh_token})
     return response.status_code
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a CLI command answered: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# The `operator` fixture: runs `python -m app ARGS` in-process, on `env` and `stdin`.
+Operator = Callable[..., Awaitable[Ran]]
 
 
 # --- processes and ports -------------------------------------------------------------
