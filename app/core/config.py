@@ -82,7 +82,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
-    db_pool_pre_ping: bool = True
+    # Off: a ping is three round trips (BEGIN, SELECT, ROLLBACK) before every
+    # checkout, and a dead connection is replaced without it (app/db/engine.py).
+    db_pool_pre_ping: bool = False
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_echo: bool = False
     # PostgreSQL cancels a statement running longer (answered 503). Below
