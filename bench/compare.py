@@ -18,7 +18,7 @@ both alike. The rate limits and lockouts are raised so that nothing is
 refused: every request still pays for its Redis check.
 
     .venv/bin/python bench/compare.py [--seconds 10] [--rounds 3] [--connections 32]
-        [--items-only] [--project-env DB_POOL_PRE_PING=false ...]
+        [--items-only | --items-and-health] [--project-env DB_POOL_PRE_PING=false ...]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench]
         [--redis-url redis://127.0.0.1:6379/15]
 
@@ -405,6 +405,9 @@ def main() -> None:
         help="a setting of the project's server, to measure a candidate (repeatable)",
     )
     parser.add_argument("--items-only", action="store_true", help="the items list alone")
+    parser.add_argument(
+        "--items-and-health", action="store_true", help="the items list and /health/live alone"
+    )
     args = parser.parse_args()
     wrk_path()
     args.secret = secrets.token_urlsafe(48)
@@ -449,6 +452,10 @@ def main() -> None:
                     s,
                     c,
                 )
+                if args.items_and_health:
+                    report("items list", items, ">= 0.8 req/s, p99 <= 1.5x")
+                    report("/health/live vs /ping", health, ">= 0.6 req/s")
+                    return
                 print("login", flush=True)
                 logins = alternate(
                     args.rounds,
