@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +27,8 @@ _REQUIRED_CLAIMS = ["sub", "sid", "iss", "aud", "iat", "exp", "jti"]
 _KEY_ID_LABEL = b"groundwork.access-token.kid.v1:"
 _KEY_ID_HEX_CHARS = 16
 NEW_KEY_BYTES = 48
+# Verified tokens remembered at once; one token arrives on request after request.
+VERIFIED_CAPACITY = 10_000
 
 
 def key_id(key: str) -> str:
@@ -55,7 +59,25 @@ class IssuedToken:
 
 
 class AccessTokenCodec:
-    def __init__(self, settings: Settings) -> None:
+    """Signs and verifies access tokens.
+
+    A token that verified is remembered with its claims until it expires:
+    a client sends the same token on every request for its whole lifetime,
+    and checking the signature and claims again costs each request more
+    than the rest of its authentication. Only the exact string that verified
+    is remembered (its signature cannot change without changing the string),
+    and its expiry is checked on every use. Revocation is not decided here:
+    the principal's login session is read from the database per request.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        capacity: int = VERIFIED_CAPACITY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock` tells a remembered token's expiry (tests move it forward)."""
         self._key = settings.secret_key.get_secret_value()
         self._key_id = key_id(self._key)
         previous = [key.get_secret_value() for key in settings.secret_key_previous]
@@ -63,6 +85,10 @@ class AccessTokenCodec:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+        self._capacity = capacity
+        self._clock = clock
+        # token -> (its claims, its `exp`), oldest first.
+        self._verified: dict[str, tuple[AccessClaims, int]] = {}
 
     def issue(self, *, subject: uuid.UUID, session_id: uuid.UUID, now: datetime) -> IssuedToken:
         claims = {
@@ -78,6 +104,22 @@ class AccessTokenCodec:
         return IssuedToken(token=token, expires_in=int(self._ttl.total_seconds()))
 
     def decode(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            claims, expires = known
+            # As PyJWT decides it, without leeway.
+            if expires > self._clock():
+                return claims
+            del self._verified[token]
+            raise InvalidAccessToken("Signature has expired")
+        claims, expires = self._verify(token)
+        if len(self._verified) >= self._capacity:
+            # Dicts keep insertion order: the oldest entry goes first.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (claims, expires)
+        return claims
+
+    def _verify(self, token: str) -> tuple[AccessClaims, int]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._verifying.get(kid) if isinstance(kid, str) else None
@@ -92,11 +134,12 @@ class AccessTokenCodec:
                 issuer=self._issuer,
                 options={"require": _REQUIRED_CLAIMS},
             )
-            return AccessClaims(
+            verified = AccessClaims(
                 subject=uuid.UUID(claims["sub"]),
                 session_id=uuid.UUID(claims["sid"]),
                 issued_at=datetime.fromtimestamp(int(claims["iat"]), tz=UTC),
                 token_id=str(claims["jti"]),
             )
+            return verified, int(claims["exp"])
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise InvalidAccessToken(str(exc)) from exc
