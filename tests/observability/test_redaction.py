@@ -221,6 +221,21 @@ async def test_no_secret_reaches_any_output(
         ({"note": "key is the-configured-secret!"}, {"note": f"key is {REDACTED}!"}),
         ({"items": ["the-configured-secret", 3]}, {"items": [REDACTED, 3]}),
         ({"user_id": "42", "status": 200}, {"user_id": "42", "status": 200}),
+        # A line of many fields is searched at once: a secret in any one is found...
+        (
+            {"route": "/r", "path": "/x/the-configured-secret", "status": 200, "ms": 1.5},
+            {"route": "/r", "path": f"/x/{REDACTED}", "status": 200, "ms": 1.5},
+        ),
+        # ...a sensitive key is replaced whatever its value's type...
+        (
+            {"token_count": 3, "path": "/plain/path"},
+            {"token_count": REDACTED, "path": "/plain/path"},
+        ),
+        # ...and two fields never join into a secret.
+        (
+            {"first": "the-configured", "second": "-secret"},
+            {"first": "the-configured", "second": "-secret"},
+        ),
     ],
 )
 def test_redactor_replaces_secrets_and_nothing_else(
