@@ -145,6 +145,21 @@ async def _reencrypt(settings: Settings) -> str:
     return "\n".join(lines) or "no encrypted columns; nothing to re-encrypt"
 
 
+async def _purge(settings: Settings) -> str:
+    """One retention run now, as the scheduled one does it."""
+    from app.db.types import utcnow
+    from app.main import open_resources
+    from app.retention import run_retention
+
+    async with open_resources(settings) as resources:
+        deleted = await run_retention(resources.sessionmaker, settings, now=utcnow())
+    width = max(map(len, deleted), default=0)
+    lines = [f"{kind:<{width}}  {count} deleted" for kind, count in deleted.items()]
+    if settings.audit_retention_days == 0:
+        lines.append("(audit events are kept forever: AUDIT_RETENTION_DAYS is 0)")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundwork", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands.add_parser(name, help=text)
     commands.add_parser(
         "reencrypt", help="re-encrypt stored data with the newest DATA_ENCRYPTION_KEYS key"
+    )
+    commands.add_parser(
+        "purge", help="delete now what is past its retention (docs/operations.md, Retention)"
     )
     resource = commands.add_parser("new-resource", help="write a new owner-scoped resource")
     resource.add_argument("name", help="plural, lowercase: orders, invoices, line_items")
@@ -200,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "reencrypt":
             print(asyncio.run(_reencrypt(settings)))
+        elif args.command == "purge":
+            print(asyncio.run(_purge(settings)))
         else:
             print(asyncio.run(_with_users(settings, args.command, *extra)))
     except (ValueError, LookupError, DomainError, KeyringMissing, UndecryptableValue) as exc:

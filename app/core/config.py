@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     password_hash_queue_limit: int = Field(default=32, ge=0)
 
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+
+    # Retention (app/retention/): rows past their use are deleted this many
+    # rows per transaction, so a large backlog never holds a table for long.
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Days an ended login session (expired, logged out, revoked) and its
+    # refresh tokens are kept after the end, never before its own expiry.
+    login_session_retention_days: int = Field(default=7, ge=0)
+    # Days a password-reset token is kept after it was used or expired.
+    password_reset_retention_days: int = Field(default=7, ge=0)
+    # Days audit events are kept; 0 (the default): forever. Deleting them
+    # deletes evidence: see docs/operations.md before setting it.
+    audit_retention_days: int = Field(default=0, ge=0)
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
 
     redis_url: str | None = None

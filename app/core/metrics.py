@@ -78,6 +78,11 @@ PASSWORD_HASH_QUEUE_WAIT = Histogram(
     buckets=HASH_BUCKETS,
 )
 
+# kind: the table a retention purge deleted from (app/retention/)
+RETENTION_DELETED = Counter(
+    "retention_deleted_rows", "Rows deleted by the retention purges, by kind.", ("kind",)
+)
+
 DB_POOL_CHECKED_OUT = Gauge(
     "db_pool_checked_out",
     "Database connections lent to requests right now.",
