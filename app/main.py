@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from app.api import health, metrics, v1
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
+from app.api.permissions import CATALOGUE
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -112,6 +113,7 @@ async def open_resources(settings: Settings) -> AsyncIterator[Resources]:
             fail_open=settings.rate_limit_fail_open,
         ),
         token_subjects=TokenSubjects(AccessTokenCodec(settings)),
+        permissions=CATALOGUE,
     )
     try:
         yield resources

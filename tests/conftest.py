@@ -297,7 +297,7 @@ def make_account(resources: Resources, password_hash: str) -> AccountFactory:
             user = User(email=email, full_name=None, password_hash=password_hash)
             session.add(user)
             await session.flush()
-            grants = RoleGrants(session)
+            grants = RoleGrants(session, resources.permissions)
             for role in dict.fromkeys((MEMBER_ROLE, *roles)):
                 await grants.assign_role(user.id, role)
             issued = await login_sessions_of(session, resources).start(user.id, utcnow())
@@ -316,7 +316,7 @@ def make_registered_account(client: httpx.AsyncClient, resources: Resources) -> 
         user_id = await register(client, email)
         if roles:
             async with resources.sessionmaker() as session:
-                rbac = RoleGrants(session)
+                rbac = RoleGrants(session, resources.permissions)
                 for role in roles:
                     await rbac.assign_role(user_id, role)
                 await session.commit()

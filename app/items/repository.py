@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.core.pagination import Position
 from app.db.pagination import keyset_page
 from app.items.models import Item
+from app.items.permissions import ItemsPermission
 
 
 class ItemRepository:
@@ -23,26 +24,26 @@ class ItemRepository:
         self.session = session
 
     @staticmethod
-    def _visible_to(principal: Principal, *, widen_with: Permission) -> Select[Item]:
+    def _visible_to(principal: Principal, *, widen_with: ItemsPermission) -> Select[Item]:
         statement = select(Item)
         if not principal.can(widen_with):
             statement = statement.where(Item.owner_id == principal.user_id)
         return statement
 
     async def get_readable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
+        statement = self._visible_to(principal, widen_with=ItemsPermission.READ_ANY)
         result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
         return result
 
     async def get_writable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_WRITE_ANY)
+        statement = self._visible_to(principal, widen_with=ItemsPermission.WRITE_ANY)
         result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
         return result
 
     async def list_readable(
         self, principal: Principal, *, after: Position | None, limit: int
     ) -> tuple[Sequence[Item], Position | None]:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
+        statement = self._visible_to(principal, widen_with=ItemsPermission.READ_ANY)
         return await keyset_page(self.session, statement, Item, after=after, limit=limit)
 
     async def owned_by(self, owner_id: uuid.UUID) -> Sequence[Item]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +19,7 @@ from tests.conftest import free_port
 from tests.image.conftest import (
     COMMAND_TIMEOUT_SECONDS,
     PREFIX,
+    ROOT,
     STANDIN_BUILD_ARGS,
     Engine,
     inspect,
@@ -30,12 +33,23 @@ pytestmark = pytest.mark.image
 PROJECT = PREFIX
 HEALTHY_WITHIN_SECONDS = 120
 COMPOSE_IMAGE = f"localhost/{PREFIX}:compose"
+DEV_SECRETS = ROOT / "docker" / "dev-secrets"
+# The stand-in PostgreSQL reads POSTGRES_PASSWORD only, not the real image's
+# POSTGRES_PASSWORD_FILE: this file, added after docker-compose.yml, gives it
+# the development secret's content. Nothing else is changed.
+STANDIN_OVERRIDE = """\
+services:
+  postgres:
+    environment:
+      POSTGRES_PASSWORD: {password}
+"""
 
 
 @dataclass(frozen=True)
 class Stack:
     engine: Engine
     port: int
+    override: Path
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {
@@ -60,6 +74,10 @@ class Stack:
             self.engine.compose,
             "-p",
             PROJECT,
+            "-f",
+            "docker-compose.yml",
+            "-f",
+            str(self.override),
             *args,
             env=self.env(**extra),
             timeout=timeout,
@@ -86,7 +104,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(engine: Engine, pytestconfig: pytest.Config) -> Iterator[Stack]:
-    stack = Stack(engine=engine, port=free_port())
+    override = engine.work / "compose-standin-postgres.yml"
+    password = (DEV_SECRETS / "postgres_password").read_text().strip()
+    override.write_text(STANDIN_OVERRIDE.format(password=password))
+    stack = Stack(engine=engine, port=free_port(), override=override)
     stack.compose("down", "-v", "--timeout", "0")
     started = time.monotonic()
     built = stack.compose("build", *STANDIN_BUILD_ARGS, timeout=1200)
@@ -161,6 +182,73 @@ def test_register_log_in_and_list_through_the_published_port(stack: Stack) -> No
 
     assert listed.status_code == 200, listed.text
     assert [item["title"] for item in listed.json()["items"]] == ["first"]
+
+
+def test_secrets_are_files_the_app_reads_never_environment_values(stack: Stack) -> None:
+    wait_until("api is healthy", HEALTHY_WITHIN_SECONDS, lambda: health(stack, "api") == "healthy")
+    api = stack.containers()["api"]["ID"]
+    env = dict(
+        line.split("=", 1)
+        for line in ok(run("podman", "exec", api, "env")).splitlines()
+        if "=" in line
+    )
+    # Read as the server's own user (uid 10001), as it read them at start-up.
+    mounted = {
+        name: ok(run("podman", "exec", api, "cat", f"/run/secrets/{name}")).strip()
+        for name in ("secret_key", "database_url")
+    }
+
+    assert env["SECRETS_DIR"] == "/run/secrets"
+    assert env["SECRET_KEY"] == ""
+    assert env["DATABASE_URL"] == ""
+    assert ok(run("podman", "exec", api, "id", "-u")).strip() == "10001"
+    assert mounted == {
+        name: (DEV_SECRETS / name).read_text().strip() for name in ("secret_key", "database_url")
+    }
+    assert not any(value and value in env.values() for value in mounted.values())
+
+
+def run_migrate(stack: Stack, name: str, **extra: str) -> tuple[int, str]:
+    """`compose run migrate` once; its container's exit status and what it printed.
+
+    The status is read from the container: `compose run` against podman's API
+    here exits 0 whatever the command in the container did.
+    """
+    answer = stack.compose("run", "--name", name, "--no-deps", "migrate", **extra)
+    try:
+        status = int(inspect(name)["State"]["ExitCode"])
+    finally:
+        run("podman", "rm", "-f", "-t", "0", name)
+    return status, answer.stdout + answer.stderr
+
+
+def test_production_refuses_the_development_secrets(stack: Stack) -> None:
+    status, printed = run_migrate(stack, f"{PREFIX}-refused", APP_ENV="production")
+
+    assert status != 0, printed
+    assert "SECRET_KEY must be set to a random value" in printed
+
+
+def test_production_runs_with_secrets_generated_into_their_own_directory(
+    stack: Stack, tmp_path: Path
+) -> None:
+    wait_until("api is healthy", HEALTHY_WITHIN_SECONDS, lambda: health(stack, "api") == "healthy")
+    # As docs/deploying.md has an operator do it, except that the database
+    # password must stay the one this stack's volume was initialised with.
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    (directory / "secret_key").write_text(secrets.token_urlsafe(48) + "\n")
+    for name in ("database_url", "postgres_password"):
+        (directory / name).write_text((DEV_SECRETS / name).read_text())
+    for path in directory.iterdir():
+        path.chmod(0o444)
+
+    status, printed = run_migrate(
+        stack, f"{PREFIX}-production", APP_ENV="production", GROUNDWORK_SECRETS=str(directory)
+    )
+
+    assert status == 0, printed
+    assert "error:" not in printed
 
 
 def test_the_port_is_published_on_loopback_only(stack: Stack) -> None:
