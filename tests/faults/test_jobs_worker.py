@@ -24,6 +24,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
+from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from sqlalchemy import select
 
@@ -221,6 +222,22 @@ async def test_mail_refused_while_smtp_is_down_is_delivered_once_it_is_back(
 
     [job] = await settled(resources, 1, worker)
     assert job.attempts == server.refused + 1
+    # What the worker reports of it, on its own port.
+    assert worker.status("live") == 200
+    async with httpx.AsyncClient(timeout=5) as http:
+        scraped = (await http.get(f"http://127.0.0.1:{worker.port}/metrics")).text
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+    kind = frozenset({("kind", RESET_MAIL)})
+    assert samples[("jobs_total", kind | {("outcome", "retry")})] == server.refused
+    assert samples[("jobs_total", kind | {("outcome", "done")})] == 1
+    assert samples[("job_duration_seconds_count", kind)] == server.refused + 1
+    for gauge in ("jobs_pending", "jobs_oldest_pending_age_seconds", "jobs_dead"):
+        assert (gauge, frozenset()) in samples
+    assert samples[("worker_heartbeat_timestamp_seconds", frozenset())] > time.time() - 60
 
 
 @pytest.mark.parametrize("loss", ["flush", "restart"])
