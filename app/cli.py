@@ -119,6 +119,13 @@ async def _with_users(settings: Settings, action: str, *args: str) -> str:
 
 def work(settings: Settings) -> None:
     """`worker`: run background jobs until SIGTERM or SIGINT, then drain."""
+    from app.core.workers import prepare_multiprocess_dir
+
+    if settings.prometheus_multiproc_dir is not None:
+        # Before prometheus_client is imported, which reads the variable then;
+        # cleared, since a restarted container keeps its volume and last run's
+        # counts must not add up again.
+        prepare_multiprocess_dir(settings.prometheus_multiproc_dir)
     asyncio.run(_work(settings))
 
 
