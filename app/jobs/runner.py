@@ -36,6 +36,7 @@ from app.outbox.repository import OutboxRepository, OutboxStats
 log = structlog.get_logger(__name__)
 
 _TRACE_CONTEXT = TraceContextTextMapPropagator()
+_TRACE_FIELDS = _TRACE_CONTEXT.fields
 # A running job's claim outlives its timeout by this much, so a job that
 # ends on time is never taken over by another worker while it finishes.
 _CLAIM_MARGIN_SECONDS = 30.0
@@ -106,32 +107,41 @@ class JobRunner:
             return "skipped"
         job, trace_context = started_job
         started = time.perf_counter()
-        error: str | None = None
-        with (
-            structlog.contextvars.bound_contextvars(job_id=str(job.id), job_kind=job.kind),
-            self._span(job, trace_context) as span,
-        ):
-            token = correlation_id.set(job.context.request_id)
-            try:
-                handler = self.handlers.get(job.kind)
-                if handler is None:
-                    raise UnknownJob(job.kind)
-                async with asyncio.timeout(self.settings.jobs_timeout_seconds):
-                    await handler(self.resources, job)
-            except Exception as exc:
-                error = type(exc).__name__
-                span.record_exception(exc)
-                span.set_status(trace.StatusCode.ERROR, error)
-            finally:
-                correlation_id.reset(token)
-            outcome = await self._settle(job, error)
-            if error is None:
-                log.info("job.done", attempt=job.attempts + 1)
-            else:
-                log.warning("job.failed", attempt=job.attempts + 1, error=error, outcome=outcome)
+        # Every log line of the job carries the request's id, as the request's own did.
+        request = correlation_id.set(job.context.request_id)
+        try:
+            with (
+                structlog.contextvars.bound_contextvars(job_id=str(job.id), job_kind=job.kind),
+                self._span(job, trace_context) as span,
+            ):
+                error = await self._call(job, span)
+                outcome = await self._settle(job, error)
+                if error is None:
+                    log.info("job.done", attempt=job.attempts + 1)
+                else:
+                    log.warning(
+                        "job.failed", attempt=job.attempts + 1, error=error, outcome=outcome
+                    )
+        finally:
+            correlation_id.reset(request)
         JOBS.labels(kind=job.kind, outcome=outcome).inc()
         JOB_DURATION.labels(kind=job.kind).observe(time.perf_counter() - started)
         return outcome
+
+    async def _call(self, job: Job, span: trace.Span) -> str | None:
+        """Run the handler within the timeout; the failure's class name, or None."""
+        try:
+            handler = self.handlers.get(job.kind)
+            if handler is None:
+                raise UnknownJob(job.kind)
+            async with asyncio.timeout(self.settings.jobs_timeout_seconds):
+                await handler(self.resources, job)
+        except Exception as exc:
+            error = type(exc).__name__
+            span.record_exception(exc)
+            span.set_status(trace.StatusCode.ERROR, error)
+            return error
+        return None
 
     async def refresh_stats(self) -> OutboxStats:
         """The queue's depth, its oldest job's age and the dead count, into the gauges."""
@@ -154,7 +164,11 @@ class JobRunner:
             if message is None:
                 return None
             job = _job_of(message, now)
-            trace_context = {k: v for k, v in message.origin.items() if isinstance(v, str)}
+            trace_context = {
+                key: value
+                for key, value in message.origin.items()
+                if key in _TRACE_FIELDS and isinstance(value, str)
+            }
             await session.commit()
         return job, trace_context
 
