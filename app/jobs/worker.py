@@ -113,7 +113,7 @@ class Worker:
         finished = asyncio.Event()
         consuming = asyncio.create_task(receiver.listen(finished))
         try:
-            await self._relay(task, consuming)
+            await self._relay(queue, task, consuming)
         finally:
             # No new job is taken; the running ones are finished before this returns.
             finished.set()
@@ -121,7 +121,7 @@ class Worker:
             await queue.shutdown()
             log.info("worker.drained")
 
-    async def _relay(self, task: RunJob, consuming: asyncio.Task[None]) -> None:
+    async def _relay(self, queue: JobQueue, task: RunJob, consuming: asyncio.Task[None]) -> None:
         batch = self.settings.jobs_batch_size
         while not self.stop.is_set():
             if consuming.done():
@@ -129,9 +129,21 @@ class Worker:
             self.heartbeat.beat()
             self.taking_jobs = True
             await housekeeping(self.runner, self.scheduler)
-            queued = await self._queue_due(task)
+            queued = await self._queue_due(task) if await self._room_in(queue) else 0
             if queued < batch:
                 await wait_or_stop(self.stop, self.settings.jobs_poll_seconds)
+
+    async def _room_in(self, queue: JobQueue) -> bool:
+        """Whether to hand out more: a backlog waits in the outbox, not in Redis.
+
+        Ids that waited in Redis past JOBS_REQUEUE_AFTER_SECONDS would be
+        queued a second time; a short queue keeps that for when it is lost.
+        """
+        try:
+            return await queue.depth() < self.settings.jobs_batch_size
+        except Exception as exc:
+            log.warning("jobs.queue_unreachable", error=type(exc).__name__)
+            return False
 
     async def _queue_due(self, task: RunJob) -> int:
         try:
