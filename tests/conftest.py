@@ -39,6 +39,8 @@ from app.core.resources import Resources
 from app.core.security.passwords import PasswordHasher
 from app.db.engine import create_engine
 from app.db.types import utcnow
+from app.jobs.registry import HANDLERS
+from app.jobs.runner import JobRunner
 from app.main import create_app
 from app.models import Base, Role, RolePermission, User
 from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
@@ -70,6 +72,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "secret_key": SecretStr("test-secret-key-that-is-long-enough-0123456789"),
         "log_format": "json",
         "mail_backend": "memory",
+        # Tests run the queued jobs when they choose to: run_jobs(resources).
+        "jobs_in_process": False,
         "first_admin_email": None,
         "first_admin_password": None,
     }
@@ -210,6 +214,11 @@ def resources(app: FastAPI) -> Resources:
     resources = app.state.resources
     assert isinstance(resources, Resources)
     return resources
+
+
+async def run_jobs(resources: Resources) -> int:
+    """Run every job due now in this process, as the in-process runner would; how many ran."""
+    return await JobRunner(resources, HANDLERS).run_due()
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,38 @@ DB_POOL_CAPACITY = Gauge(
 )
 
 
+# Background jobs (docs/jobs.md). outcome: done | retry | dead | skipped
+# (skipped: the row was finished, not yet due, or running elsewhere).
+JOB_OUTCOMES = ("done", "retry", "dead", "skipped")
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+JOBS = Counter("jobs", "Job attempts, by kind and outcome.", ("kind", "outcome"))
+JOB_DURATION = Histogram(
+    "job_duration_seconds", "Time one job attempt took, by kind.", ("kind",), buckets=JOB_BUCKETS
+)
+# Read from the outbox, the jobs' truth, by every process that runs jobs;
+# each sees the same table, so the largest live value is the answer.
+JOBS_PENDING = Gauge(
+    "jobs_pending",
+    "Outbox jobs not yet done (queued, running or waiting to retry).",
+    multiprocess_mode="livemax",
+)
+JOBS_OLDEST_PENDING_AGE = Gauge(
+    "jobs_oldest_pending_age_seconds",
+    "Age of the oldest job not yet done; 0 when none waits.",
+    multiprocess_mode="livemax",
+)
+JOBS_DEAD = Gauge(
+    "jobs_dead",
+    "Jobs that failed every attempt and wait for an operator (python -m app jobs-retry).",
+    multiprocess_mode="livemax",
+)
+WORKER_HEARTBEAT = Gauge(
+    "worker_heartbeat_timestamp_seconds",
+    "Unix time of the job loop's last beat.",
+    multiprocess_mode="livemax",
+)
+
+
 def render(multiproc_dir: Path | None, accept: str | None) -> tuple[bytes, str]:
     """The exposition body and its content type, in the format the scraper asked for."""
     registry: CollectorRegistry = REGISTRY

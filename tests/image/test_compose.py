@@ -134,11 +134,12 @@ def test_the_compose_file_is_valid_for_compose_v2_in_every_profile(stack: Stack)
         stack.config(*profiles)
 
 
-def test_api_and_migrate_share_one_image_built_once(stack: Stack) -> None:
+def test_api_worker_and_migrate_share_one_image_built_once(stack: Stack) -> None:
     services = stack.config()["services"]
 
     assert [name for name, service in services.items() if "build" in service] == ["api"]
     assert services["migrate"]["image"] == services["api"]["image"]
+    assert services["worker"]["image"] == services["api"]["image"]
 
 
 def test_migrate_completes_before_api_starts(stack: Stack) -> None:
@@ -154,12 +155,14 @@ def test_migrate_completes_before_api_starts(stack: Stack) -> None:
 
 
 def test_every_long_running_service_becomes_healthy(stack: Stack) -> None:
-    for service in ("postgres", "redis", "api"):
-        wait_until(
-            f"{service} is healthy",
-            HEALTHY_WITHIN_SECONDS,
-            lambda service=service: health(stack, service) == "healthy",  # type: ignore[misc]
-        )
+    for service in ("postgres", "redis", "api", "worker"):
+        deadline = time.monotonic() + HEALTHY_WITHIN_SECONDS
+        while health(stack, service) != "healthy":
+            if time.monotonic() > deadline:
+                # What its health checks said, to tell a failing check from one never run.
+                state = inspect(stack.containers()[service]["ID"])["State"]
+                pytest.fail(f"{service} is not healthy: {state.get('Health')}")
+            time.sleep(1)
 
 
 def test_register_log_in_and_list_through_the_published_port(stack: Stack) -> None:
@@ -251,6 +254,27 @@ def test_production_runs_with_secrets_generated_into_their_own_directory(
     assert "error:" not in printed
 
 
+def test_the_worker_sends_the_reset_mail_the_api_queued(stack: Stack) -> None:
+    wait_until("api is healthy", HEALTHY_WITHIN_SECONDS, lambda: health(stack, "api") == "healthy")
+    with httpx.Client(base_url=stack.url(""), timeout=10) as client:
+        client.post(
+            "/api/v1/auth/register",
+            json={"email": "mailed@example.com", "password": "correct horse battery staple 42"},
+        )
+        requested = client.post(
+            "/api/v1/auth/password-reset/request", json={"email": "mailed@example.com"}
+        )
+    assert requested.status_code == 202, requested.text
+
+    # MAIL_BACKEND=console in development: the worker prints the mail to its log.
+    wait_until(
+        "the worker prints the reset mail",
+        HEALTHY_WITHIN_SECONDS,
+        lambda: "mailed@example.com" in ok(stack.compose("logs", "--no-color", "worker")),
+    )
+    assert "mailed@example.com" not in ok(stack.compose("logs", "--no-color", "api"))
+
+
 def test_the_port_is_published_on_loopback_only(stack: Stack) -> None:
     bindings = inspect(stack.containers()["api"]["ID"])["HostConfig"]["PortBindings"]
 
@@ -294,6 +318,7 @@ def test_down_drains_and_stops_the_api_within_its_grace_period(
 ) -> None:
     wait_until("api is healthy", HEALTHY_WITHIN_SECONDS, lambda: health(stack, "api") == "healthy")
     api = stack.containers()["api"]["ID"]
+    worker = stack.containers()["worker"]["ID"]
     grace = int(str(stack.config()["services"]["api"]["stop_grace_period"]).rstrip("s"))
 
     started = time.monotonic()
@@ -303,6 +328,9 @@ def test_down_drains_and_stops_the_api_within_its_grace_period(
     state = inspect(api)["State"]
     printed = run("podman", "logs", api)
     logs = ok(printed) + printed.stderr
+    worker_state = inspect(worker)["State"]
+    worker_printed = run("podman", "logs", worker)
+    worker_logs = ok(worker_printed) + worker_printed.stderr
     ok(stack.compose("down", "-v", timeout=120))
 
     # Exit 0 after the drain, not 137: the grace period was never used up.
@@ -311,4 +339,7 @@ def test_down_drains_and_stops_the_api_within_its_grace_period(
     assert took < grace, f"stopping took {took:.0f} s of a {grace} s grace period"
     assert "server.draining" in logs
     assert "server.drained" in logs
+    # The worker drains too: no job cut off, exit 0.
+    assert worker_state["ExitCode"] == 0, worker_state
+    assert "worker.drained" in worker_logs
     assert stack.containers() == {}
