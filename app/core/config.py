@@ -169,7 +169,6 @@ class Settings(BaseSettings):
     jobs_requeue_after_seconds: float = Field(default=120.0, gt=0)
     # How long finished jobs stay in the outbox, to look at, before the purge.
     jobs_keep_finished_seconds: int = Field(default=7 * 86_400, ge=0)
-    jobs_purge_batch_size: int = Field(default=1000, ge=1)
     # The worker's own port: /health/live, /health/ready and /metrics.
     worker_host: str = "127.0.0.1"
     worker_port: int = Field(default=8001, ge=1, le=65535)

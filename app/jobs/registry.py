@@ -10,27 +10,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-import structlog
-
 from app.auth.password_reset import RESET_MAIL, send_reset_mail
 from app.core.resources import Resources
 from app.jobs.schedule import Scheduled
 from app.outbox.job import Handler, Job
-from app.outbox.purge import purge_sent_outbox
+from app.retention import run_retention
 
-log = structlog.get_logger(__name__)
-
-PURGE_FINISHED_JOBS = "jobs.purge_finished"
+RETENTION = "retention.run"
 
 
-async def purge_finished_jobs(resources: Resources, job: Job) -> None:
-    deleted = await purge_sent_outbox(resources.sessionmaker, resources.settings, now=job.now)
-    log.info("jobs.purged", deleted=deleted)
+async def run_retention_job(resources: Resources, job: Job) -> None:
+    """Every purge of app/retention at the period's time; it logs its own counts."""
+    await run_retention(resources.sessionmaker, resources.settings, now=job.now)
 
 
 HANDLERS: Mapping[str, Handler] = {
     RESET_MAIL: send_reset_mail,
-    PURGE_FINISHED_JOBS: purge_finished_jobs,
+    RETENTION: run_retention_job,
 }
 
-SCHEDULE: Sequence[Scheduled] = (Scheduled(PURGE_FINISHED_JOBS, every=timedelta(hours=1)),)
+SCHEDULE: Sequence[Scheduled] = (Scheduled(RETENTION, every=timedelta(hours=1)),)

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.batches import delete_batch
 from app.outbox.models import DEAD, DONE, ERROR_MAX_LENGTH, PENDING, OutboxMessage
 
 
@@ -169,20 +170,11 @@ class OutboxRepository:
         assert isinstance(result, CursorResult)
         return result.rowcount
 
-    async def delete_finished_before(self, cutoff: datetime, limit: int) -> int:
+    async def delete_finished_before(self, cutoff: datetime, *, limit: int) -> int:
         """Up to `limit` done rows finished before `cutoff`; dead rows stay to be looked at."""
-        batch = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == DONE, OutboxMessage.finished_at < cutoff)
-            .order_by(OutboxMessage.finished_at)
-            .limit(limit)
+        return await delete_batch(
+            self.session,
+            OutboxMessage,
+            (OutboxMessage.status == DONE) & (OutboxMessage.finished_at < cutoff),
+            limit,
         )
-        ids = list(await self.session.scalars(batch))
-        if not ids:
-            return 0
-        await self.session.execute(
-            delete(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids))
-            .execution_options(synchronize_session=False)
-        )
-        return len(ids)

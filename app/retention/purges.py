@@ -16,6 +16,7 @@ from app.core.config import Settings
 from app.db.batches import delete_in_batches
 from app.idempotency.repository import IdempotencyRepository
 from app.identity.repository import LoginSessionRepository, ResetTokenRepository
+from app.outbox.purge import purge_sent_outbox
 
 
 class Purge(Protocol):
@@ -112,4 +113,5 @@ PURGES: tuple[tuple[str, Purge], ...] = (
     ("password_reset_tokens", purge_password_reset_tokens),
     ("idempotency_records", purge_idempotency_records),
     ("audit_events", purge_audit_events),
+    ("outbox_messages", purge_sent_outbox),
 )

@@ -173,7 +173,7 @@ async def test_the_purge_deletes_done_jobs_past_their_time_and_nothing_else(
     resources: Resources, batch: int
 ) -> None:
     settings = resources.settings.model_copy(
-        update={"jobs_keep_finished_seconds": 86_400, "jobs_purge_batch_size": batch}
+        update={"jobs_keep_finished_seconds": 86_400, "retention_batch_size": batch}
     )
     now = utcnow()
     ids = await queue(resources, 5)

@@ -42,6 +42,7 @@ async def test_purge_deletes_what_is_past_its_time_and_prints_the_counts(
         "password_reset_tokens": "0 deleted",
         "idempotency_records": "1 deleted",
         "audit_events": "0 deleted",
+        "outbox_messages": "0 deleted",
     }
     assert "kept forever" in result.stdout.splitlines()[-1]
     logged = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
