@@ -39,6 +39,8 @@ from app.core.resources import Resources
 from app.core.security.passwords import PasswordHasher
 from app.db.engine import create_engine
 from app.db.types import utcnow
+from app.jobs.registry import HANDLERS
+from app.jobs.runner import JobRunner
 from app.main import create_app
 from app.models import Base, Role, RolePermission, User
 from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
@@ -70,6 +72,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "secret_key": SecretStr("test-secret-key-that-is-long-enough-0123456789"),
         "log_format": "json",
         "mail_backend": "memory",
+        # Tests run the queued jobs when they choose to: run_jobs(resources).
+        "jobs_in_process": False,
         "first_admin_email": None,
         "first_admin_password": None,
     }
@@ -212,6 +216,11 @@ def resources(app: FastAPI) -> Resources:
     return resources
 
 
+async def run_jobs(resources: Resources) -> int:
+    """Run every job due now in this process, as the in-process runner would; how many ran."""
+    return await JobRunner(resources, HANDLERS).run_due()
+
+
 @dataclass(frozen=True)
 class Account:
     id: uuid.UUID
@@ -297,7 +306,7 @@ def make_account(resources: Resources, password_hash: str) -> AccountFactory:
             user = User(email=email, full_name=None, password_hash=password_hash)
             session.add(user)
             await session.flush()
-            grants = RoleGrants(session)
+            grants = RoleGrants(session, resources.permissions)
             for role in dict.fromkeys((MEMBER_ROLE, *roles)):
                 await grants.assign_role(user.id, role)
             issued = await login_sessions_of(session, resources).start(user.id, utcnow())
@@ -316,7 +325,7 @@ def make_registered_account(client: httpx.AsyncClient, resources: Resources) -> 
         user_id = await register(client, email)
         if roles:
             async with resources.sessionmaker() as session:
-                rbac = RoleGrants(session)
+                rbac = RoleGrants(session, resources.permissions)
                 for role in roles:
                     await rbac.assign_role(user_id, role)
                 await session.commit()

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
+from app.core.authz import PermissionCatalogue
 from app.core.config import Settings
 from app.core.mail import Mailer
 from app.core.pagination import CursorCodec
@@ -41,6 +42,8 @@ class Resources:
     redis: Redis | None
     rate_limiter: RateLimiter
     token_subjects: TokenSubjects
+    # Every feature's permissions, assembled above the features (app/api/permissions.py).
+    permissions: PermissionCatalogue
     # Set when the server begins to drain (SIGTERM) and again at shutdown:
     # readiness answers 503 and every answer asks the client to reconnect.
     shutting_down: bool = field(default=False)

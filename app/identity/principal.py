@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.authz import Principal, granted_by
+from app.core.authz import PermissionCatalogue, Principal
 from app.core.security.tokens import AccessClaims
 from app.identity.models import LoginSession, Role, RolePermission, User, UserRole
 
@@ -45,7 +44,7 @@ _PRINCIPAL = _principal_statement()
 
 
 async def resolve_principal(
-    session: AsyncSession, claims: AccessClaims, now: datetime
+    session: AsyncSession, claims: AccessClaims, now: datetime, catalogue: PermissionCatalogue
 ) -> Principal | None:
     """Who the claims name, if the account is active and the login session live; else None.
 
@@ -60,15 +59,9 @@ async def resolve_principal(
     rows: list[tuple[str | None, str | None]] = [(role, permission) for role, permission in result]
     if not rows:
         return None
-    return _principal(claims.subject, claims.session_id, rows)
-
-
-def _principal(
-    user_id: uuid.UUID, session_id: uuid.UUID, rows: list[tuple[str | None, str | None]]
-) -> Principal:
     return Principal(
-        user_id=user_id,
-        session_id=session_id,
+        user_id=claims.subject,
+        session_id=claims.session_id,
         roles=frozenset(role for role, _ in rows if role is not None),
-        permissions=granted_by(rows),
+        permissions=catalogue.granted_by(rows),
     )

@@ -7,10 +7,11 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.core.pagination import Position
 from app.db.pagination import KeysetStatements
 from app.items.models import Item
+from app.items.permissions import ItemsPermission
 
 _ITEMS = Item.__table__.c
 # The listing every client polls, built once: the caller's own items, and
@@ -34,19 +35,19 @@ class ItemRepository:
         self.session = session
 
     @staticmethod
-    def _visible_to(principal: Principal, *, widen_with: Permission) -> Select[Item]:
+    def _visible_to(principal: Principal, *, widen_with: ItemsPermission) -> Select[Item]:
         statement = select(Item)
         if not principal.can(widen_with):
             statement = statement.where(Item.owner_id == principal.user_id)
         return statement
 
     async def get_readable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
+        statement = self._visible_to(principal, widen_with=ItemsPermission.READ_ANY)
         result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
         return result
 
     async def get_writable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_WRITE_ANY)
+        statement = self._visible_to(principal, widen_with=ItemsPermission.WRITE_ANY)
         result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
         return result
 
@@ -54,7 +55,7 @@ class ItemRepository:
         self, principal: Principal, *, after: Position | None, limit: int
     ) -> tuple[Sequence[Row[Any]], Position | None]:
         """A page of the item rows the principal may read (plain rows: read, never changed)."""
-        if principal.can(Permission.ITEMS_READ_ANY):
+        if principal.can(ItemsPermission.READ_ANY):
             return await _ALL_PAGES.page(self.session, {}, after=after, limit=limit)
         owner = {"owner_id": principal.user_id}
         return await _OWN_PAGES.page(self.session, owner, after=after, limit=limit)

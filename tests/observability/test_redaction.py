@@ -27,7 +27,7 @@ from app.core.redaction import REDACTED, Redactor
 from app.identity.models import User
 from app.main import create_app
 from app.web.deps import SessionDep
-from tests.conftest import client_for
+from tests.conftest import client_for, run_jobs
 from tests.observability.conftest import LogLines
 
 PASSWORD = "first-Secret-passphrase-41"
@@ -91,6 +91,7 @@ async def refresh(j: Journey) -> None:
 async def reset_password(j: Journey) -> None:
     requested = await j.client.post("/api/v1/auth/password-reset/request", json={"email": j.email})
     assert requested.status_code == 202
+    await run_jobs(j.app.state.resources)
     mailer = j.app.state.resources.mailer
     assert isinstance(mailer, MemoryMailer)
     match = re.search(r"Reset token: (\S+)", mailer.outbox[-1].body)
