@@ -49,7 +49,7 @@ TEST_WORKERS ?= $(if $(TEST_REDIS_URL),0,2)
 test: install ## the whole suite (SQLite; PostgreSQL/Redis with TEST_DATABASE_URL/TEST_REDIS_URL)
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-test-faults: install ## fault tests on real processes: private PostgreSQL and Redis, SIGTERM
+test-faults: install ## fault tests on real processes: private PostgreSQL and Redis, SIGTERM, the job worker
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
 test-browser: install ## /docs and /redoc in headless Chromium (apt-get install chromium)

@@ -117,6 +117,45 @@ async def _with_users(settings: Settings, action: str, *args: str) -> str:
         return "\n".join(lines) or "no users"
 
 
+def work(settings: Settings) -> None:
+    """`worker`: run background jobs until SIGTERM or SIGINT, then drain."""
+    from app.core.workers import prepare_multiprocess_dir
+
+    if settings.prometheus_multiproc_dir is not None:
+        # Before prometheus_client is imported, which reads the variable then;
+        # cleared, since a restarted container keeps its volume and last run's
+        # counts must not add up again.
+        prepare_multiprocess_dir(settings.prometheus_multiproc_dir)
+    asyncio.run(_work(settings))
+
+
+async def _work(settings: Settings) -> None:
+    from app.core.tracing import Tracing
+    from app.jobs.worker import Worker
+    from app.main import open_resources
+
+    tracing = Tracing(settings)
+    async with open_resources(settings) as resources:
+        with tracing.exporting(), tracing.traced_redis(resources.redis):
+            await Worker(resources, tracer=tracing.tracer("app.jobs")).serve()
+
+
+async def _dead_jobs(settings: Settings, command: str, ids: Sequence[str], every: bool) -> str:
+    import uuid
+
+    from app.jobs.operator import list_dead, retry_dead
+    from app.main import open_resources
+
+    async with open_resources(settings) as resources:
+        if command == "jobs-dead":
+            return "\n".join(await list_dead(resources.sessionmaker)) or "no dead jobs"
+        if not ids and not every:
+            raise ValueError("name the jobs to retry, or --all")
+        chosen = None if every else [uuid.UUID(job_id) for job_id in ids]
+        count = await retry_dead(resources.sessionmaker, chosen)
+        return f"{count} dead job(s) pending again"
+
+
 # Commands that print a fresh random key. They read no settings, which may not
 # be configured yet.
 KEY_COMMANDS = {
@@ -145,6 +184,21 @@ async def _reencrypt(settings: Settings) -> str:
     return "\n".join(lines) or "no encrypted columns; nothing to re-encrypt"
 
 
+async def _purge(settings: Settings) -> str:
+    """One retention run now, as the scheduled one does it."""
+    from app.db.types import utcnow
+    from app.main import open_resources
+    from app.retention import run_retention
+
+    async with open_resources(settings) as resources:
+        deleted = await run_retention(resources.sessionmaker, settings, now=utcnow())
+    width = max(map(len, deleted), default=0)
+    lines = [f"{kind:<{width}}  {count} deleted" for kind, count in deleted.items()]
+    if settings.audit_retention_days == 0:
+        lines.append("(audit events are kept forever: AUDIT_RETENTION_DAYS is 0)")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundwork", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +225,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "reencrypt", help="re-encrypt stored data with the newest DATA_ENCRYPTION_KEYS key"
     )
+    commands.add_parser(
+        "purge", help="delete now what is past its retention (docs/operations.md, Retention)"
+    )
+    commands.add_parser(
+        "worker", help="run background jobs: the outbox relay, the queue's consumer, the schedule"
+    )
+    commands.add_parser("jobs-dead", help="list the jobs that failed every attempt")
+    retry = commands.add_parser("jobs-retry", help="try dead jobs again from their first attempt")
+    retry.add_argument("ids", nargs="*", help="the dead jobs' ids (from jobs-dead)")
+    retry.add_argument("--all", action="store_true", help="every dead job")
     resource = commands.add_parser("new-resource", help="write a new owner-scoped resource")
     resource.add_argument("name", help="plural, lowercase: orders, invoices, line_items")
     args = parser.parse_args(argv)
@@ -191,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings, args.revision)
         return 0
+    if args.command == "worker":
+        with contextlib.suppress(KeyboardInterrupt):
+            work(settings)
+        return 0
     extra: tuple[str, ...] = ()
     if args.command in {"create-admin", "set-password"}:
         password = sys.stdin.readline().rstrip("\n") if args.password_stdin else _prompt()
@@ -200,6 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "reencrypt":
             print(asyncio.run(_reencrypt(settings)))
+        elif args.command == "purge":
+            print(asyncio.run(_purge(settings)))
+        elif args.command in {"jobs-dead", "jobs-retry"}:
+            ids, every = getattr(args, "ids", []), getattr(args, "all", False)
+            print(asyncio.run(_dead_jobs(settings, args.command, ids, every)))
         else:
             print(asyncio.run(_with_users(settings, args.command, *extra)))
     except (ValueError, LookupError, DomainError, KeyringMissing, UndecryptableValue) as exc:

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from app.api import health, metrics, v1
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
+from app.api.permissions import CATALOGUE
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -32,6 +33,10 @@ from app.core.tracing import Tracing
 from app.db.engine import create_engine, create_probe_engine, create_sessionmaker
 from app.db.observe import observed_engine
 from app.db.tracing import traced_sql
+from app.jobs.loop import Heartbeat, run_in_process
+from app.jobs.registry import HANDLERS, SCHEDULE
+from app.jobs.runner import JobRunner
+from app.jobs.schedule import Scheduler
 from app.users.service import OperatorService
 
 log = structlog.get_logger(__name__)
@@ -68,7 +73,8 @@ def create_app(
                 for caution in settings.production_cautions:
                     log.warning("config.production_caution", caution=caution)
                 log.info("app.started", env=settings.app_env)
-                yield
+                async with _jobs_in_process(resources, tracing):
+                    yield
         log.info("app.stopped")
 
     app = FastAPI(
@@ -108,7 +114,7 @@ async def open_resources(
         probe_engine=create_probe_engine(settings),
         sessionmaker=create_sessionmaker(engine),
         hasher=PasswordHasher(settings),
-        tokens=AccessTokenCodec(settings, clock),
+        tokens=AccessTokenCodec(settings, clock=clock),
         cursors=CursorCodec(settings.secret_key.get_secret_value().encode()),
         keyring=DataKeyring.from_settings(settings),
         mailer=create_mailer(settings),
@@ -120,8 +126,9 @@ async def open_resources(
             fail_open=settings.rate_limit_fail_open,
             clock=clock,
         ),
-        token_subjects=TokenSubjects(AccessTokenCodec(settings, clock)),
+        token_subjects=TokenSubjects(AccessTokenCodec(settings, clock=clock)),
         clock=clock,
+        permissions=CATALOGUE,
     )
     try:
         yield resources
@@ -147,6 +154,35 @@ async def _close(name: str, step: Awaitable[Any]) -> None:
         log.warning("app.close_timed_out", resource=name, timeout_seconds=CLOSE_TIMEOUT_SECONDS)
     except Exception as exc:
         log.warning("app.close_failed", resource=name, error=type(exc).__name__)
+
+
+@asynccontextmanager
+async def _jobs_in_process(resources: Resources, tracing: Tracing) -> AsyncIterator[None]:
+    """The outbox worked by this process while it serves, when no worker does (no REDIS_URL)."""
+    settings = resources.settings
+    if not settings.runs_jobs_in_process:
+        yield
+        return
+    runner = JobRunner(resources, HANDLERS, tracer=tracing.tracer("app.jobs"))
+    stop = asyncio.Event()
+    loop = asyncio.create_task(
+        run_in_process(
+            runner,
+            Scheduler(resources, SCHEDULE),
+            stop,
+            Heartbeat(settings.worker_heartbeat_timeout_seconds),
+        )
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        # The job in hand is finished (it has its own timeout); the rest wait in the outbox.
+        try:
+            async with asyncio.timeout(settings.jobs_timeout_seconds + CLOSE_TIMEOUT_SECONDS):
+                await loop
+        except TimeoutError:
+            log.warning("jobs.stop_timed_out")
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from app.identity.models import (
     UserRole,
 )
 from app.items.models import Item
+from app.outbox.models import OutboxMessage
 
 __all__ = [
     "AuditEvent",
@@ -20,6 +21,7 @@ __all__ = [
     "IdempotencyRecord",
     "Item",
     "LoginSession",
+    "OutboxMessage",
     "PasswordResetToken",
     "RefreshToken",
     "Role",

@@ -18,7 +18,7 @@ both alike. The rate limits and lockouts are raised so that nothing is
 refused: every request still pays for its Redis check.
 
     .venv/bin/python bench/compare.py [--seconds 10] [--rounds 3] [--connections 32]
-        [--items-only] [--project-env DB_POOL_PRE_PING=false ...]
+        [--items-only | --items-and-health] [--project-env DB_POOL_PRE_PING=false ...]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench]
         [--redis-url redis://127.0.0.1:6379/15]
 
@@ -72,6 +72,10 @@ class Result:
     rate: float
     p50_ms: float
     p99_ms: float
+    requests: int = 0
+    # The server's CPU time per answered request (Linux): steadier than req/s
+    # when other work shares the machine.
+    cpu_ms: float | None = None
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -120,13 +124,23 @@ def wrk(
     if 50 not in percentile or 99 not in percentile:
         raise SystemExit(f"{url}: no latency distribution in wrk's output:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return Result(rate, percentile[50], percentile[99])
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return Result(rate, percentile[50], percentile[99], requests)
 
 
 @dataclass
 class Server:
     base: str
     started_in: float
+    pid: int
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used so far (Linux only)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -154,7 +168,7 @@ def running(command: list[str], env: dict[str, str], probe: str, log: Path) -> I
                     if process.poll() is not None or time.perf_counter() - started > 60:
                         raise SystemExit(f"{command} did not start; see {log}")
                     time.sleep(0.01)
-            yield Server(base, time.perf_counter() - started)
+            yield Server(base, time.perf_counter() - started, process.pid)
         finally:
             process.terminate()
             try:
@@ -273,29 +287,37 @@ async def deep_cursor(base: str, token: str) -> str:
     return cursor
 
 
-def alternate(
-    rounds: int, runs: dict[str, tuple[str, dict[str, str], Path | None]], seconds: int, c: int
-) -> dict[str, list[Result]]:
+Run = tuple[str, dict[str, str], Path | None, Server]
+
+
+def alternate(rounds: int, runs: dict[str, Run], seconds: int, c: int) -> dict[str, list[Result]]:
     results: dict[str, list[Result]] = {name: [] for name in runs}
     names = list(runs)
     for number in range(rounds):
         for name in names if number % 2 == 0 else names[::-1]:
-            url, headers, script = runs[name]
+            url, headers, script, server = runs[name]
+            cpu_before = server.cpu_seconds()
             result = wrk(url, seconds, c, headers, script)
+            cpu_after = server.cpu_seconds()
+            if cpu_before is not None and cpu_after is not None and result.requests:
+                result.cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
             results[name].append(result)
+            cpu = f"  cpu {result.cpu_ms:6.3f} ms/req" if result.cpu_ms is not None else ""
             print(
                 f"    round {number + 1} {name:>8}: {result.rate:8.1f} req/s  "
-                f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms",
+                f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms{cpu}",
                 flush=True,
             )
     return results
 
 
 def median(results: list[Result]) -> Result:
+    cpu = [r.cpu_ms for r in results if r.cpu_ms is not None]
     return Result(
         statistics.median(r.rate for r in results),
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
+        cpu_ms=statistics.median(cpu) if cpu else None,
     )
 
 
@@ -306,9 +328,18 @@ def report(title: str, results: dict[str, list[Result]], target: str) -> None:
     print(
         f"  {title}: {mine.rate:.1f} vs {theirs.rate:.1f} req/s -> ratio {ratio:.2f}; "
         f"p99 {mine.p99_ms:.1f} vs {theirs.p99_ms:.1f} ms -> {mine.p99_ms / theirs.p99_ms:.2f}x; "
-        f"p50 {mine.p50_ms / theirs.p50_ms:.2f}x  (rounds {min(rates):.0f}-{max(rates):.0f} req/s; "
-        f"target {target})",
+        f"p50 {mine.p50_ms / theirs.p50_ms:.2f}x{_cpu(mine, theirs)}  "
+        f"(rounds {min(rates):.0f}-{max(rates):.0f} req/s; target {target})",
         flush=True,
+    )
+
+
+def _cpu(mine: Result, theirs: Result) -> str:
+    if mine.cpu_ms is None or theirs.cpu_ms is None:
+        return ""
+    return (
+        f"; cpu {mine.cpu_ms:.3f} vs {theirs.cpu_ms:.3f} ms/req -> "
+        f"{mine.cpu_ms / theirs.cpu_ms:.2f}x"
     )
 
 
@@ -374,6 +405,9 @@ def main() -> None:
         help="a setting of the project's server, to measure a candidate (repeatable)",
     )
     parser.add_argument("--items-only", action="store_true", help="the items list alone")
+    parser.add_argument(
+        "--items-and-health", action="store_true", help="the items list and /health/live alone"
+    )
     args = parser.parse_args()
     wrk_path()
     args.secret = secrets.token_urlsafe(48)
@@ -399,8 +433,8 @@ def main() -> None:
                 items = alternate(
                     args.rounds,
                     {
-                        "project": (f"{mine.base}/api/v1/items{q}", auth, None),
-                        "bare": (f"{bare.base}/items{q}", auth, None),
+                        "project": (f"{mine.base}/api/v1/items{q}", auth, None, mine),
+                        "bare": (f"{bare.base}/items{q}", auth, None, bare),
                     },
                     s,
                     c,
@@ -412,18 +446,27 @@ def main() -> None:
                 health = alternate(
                     args.rounds,
                     {
-                        "project": (f"{mine.base}/health/live", {}, None),
-                        "bare": (f"{bare.base}/ping", {}, None),
+                        "project": (f"{mine.base}/health/live", {}, None, mine),
+                        "bare": (f"{bare.base}/ping", {}, None, bare),
                     },
                     s,
                     c,
                 )
+                if args.items_and_health:
+                    report("items list", items, ">= 0.8 req/s, p99 <= 1.5x")
+                    report("/health/live vs /ping", health, ">= 0.6 req/s")
+                    return
                 print("login", flush=True)
                 logins = alternate(
                     args.rounds,
                     {
-                        "project": (mine.base, {}, login_script(folder, "/api/v1/auth/token")),
-                        "bare": (bare.base, {}, login_script(folder, "/token")),
+                        "project": (
+                            mine.base,
+                            {},
+                            login_script(folder, "/api/v1/auth/token"),
+                            mine,
+                        ),
+                        "bare": (bare.base, {}, login_script(folder, "/token"), bare),
                     },
                     s,
                     args.storm_connections,
@@ -437,8 +480,8 @@ def main() -> None:
             pages = alternate(
                 args.rounds,
                 {
-                    "deep": (f"{mine.base}/api/v1/items{q}&cursor={cursor}", auth, None),
-                    "first": (f"{mine.base}/api/v1/items{q}", auth, None),
+                    "deep": (f"{mine.base}/api/v1/items{q}&cursor={cursor}", auth, None, mine),
+                    "first": (f"{mine.base}/api/v1/items{q}", auth, None, mine),
                 },
                 s,
                 c,

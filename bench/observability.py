@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli import migrate  # noqa: E402
 from app.core.config import Settings  # noqa: E402
-from app.core.middleware.observe import ObserveRequests  # noqa: E402
+from app.core.middleware import build_middleware  # noqa: E402
 from app.main import create_app  # noqa: E402
 from bench._fixtures import token_for  # noqa: E402
 
@@ -62,7 +62,7 @@ START_TIMEOUT_SECONDS = 60
 def app_without_observability() -> FastAPI:
     """The `off` server: the app minus the middleware that logs and counts each request."""
     app = create_app()
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not ObserveRequests]
+    app.user_middleware = build_middleware(Settings(), observe=False)
     return app
 
 
@@ -219,9 +219,10 @@ async def in_process(args: argparse.Namespace) -> None:
         folder = Path(directory)
         database_url = args.database_url or f"sqlite+aiosqlite:///{folder}/bench.db"
         off_env, on_env = await environments(database_url, collector)
-        app = create_app(settings_from(on_env if args.in_process == "on" else off_env))
+        settings = settings_from(on_env if args.in_process == "on" else off_env)
+        app = create_app(settings)
         if args.in_process == "off":
-            app.user_middleware = [m for m in app.user_middleware if m.cls is not ObserveRequests]
+            app.user_middleware = build_middleware(settings, observe=False)
         # Written to a file, as the subprocess servers' lines are.
         handler = logging.getLogger().handlers[0]
         assert isinstance(handler, logging.StreamHandler)

@@ -43,6 +43,8 @@ from app.core.logging import configure_logging
 from app.core.resources import Resources
 from app.core.security.passwords import PasswordHasher
 from app.db.engine import create_engine
+from app.jobs.registry import HANDLERS
+from app.jobs.runner import JobRunner
 from app.main import create_app
 from app.models import Base, Role, RolePermission
 from app.rbac.grants import ADMIN_ROLE, MEMBER_ROLE, RoleGrants
@@ -79,6 +81,7 @@ __all__ = [
     "make_settings",
     "refresh_status",
     "register",
+    "run_jobs",
     "start_session",
 ]
 
@@ -274,6 +277,11 @@ def resources(app: FastAPI) -> Resources:
     return resources
 
 
+async def run_jobs(resources: Resources) -> int:
+    """Run every job due now in this process, as the in-process runner would; how many ran."""
+    return await JobRunner(resources, HANDLERS).run_due()
+
+
 @pytest.fixture(scope="session")
 async def password_hash(settings: Settings) -> str:
     """PASSWORD hashed once, by the real hasher with the suite's settings."""
@@ -308,7 +316,7 @@ def make_registered_account(client: httpx.AsyncClient, resources: Resources) -> 
         user_id = await register(client, email)
         if roles:
             async with resources.sessionmaker() as session:
-                rbac = RoleGrants(session)
+                rbac = RoleGrants(session, resources.permissions)
                 for role in roles:
                     await rbac.assign_role(user_id, role)
                 await session.commit()

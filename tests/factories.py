@@ -62,7 +62,7 @@ async def create_user(
                 is_active=is_active,
             )
         )
-        grants = RoleGrants(session)
+        grants = RoleGrants(session, resources.permissions)
         for role in dict.fromkeys((MEMBER_ROLE, *roles)):
             await grants.assign_role(user.id, role)
         await session.commit()

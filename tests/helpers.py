@@ -39,6 +39,8 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "secret_key": SecretStr(SECRET_KEY),
         "log_format": "json",
         "mail_backend": "memory",
+        # Tests run the queued jobs when they choose to: run_jobs(resources).
+        "jobs_in_process": False,
         "first_admin_email": None,
         "first_admin_password": None,
     }

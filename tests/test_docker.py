@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.core.config import Settings
+from app.core.config import SECRET_SETTINGS, Settings
 from app.core.tracing import FLUSH_AT_SHUTDOWN_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,3 +188,118 @@ def test_the_code_is_copied_after_the_dependencies_in_layers_of_its_own() -> Non
         "migrations ./migrations",
         "app ./app",
     ]
+
+
+# --- secrets: files under /run/secrets, never environment variables -------------------
+
+DEV_SECRETS = ROOT / "docker" / "dev-secrets"
+SECRETS_SOURCE = "${GROUNDWORK_SECRETS:-./docker/dev-secrets}/"
+
+
+def _with_defaults(value: object) -> str:
+    """A compose value as it reads with no variable set: `${NAME:-default}` is `default`."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))
+
+
+def _container_environment(service: str, dotenv: dict[str, str]) -> dict[str, str]:
+    """What the app in `service` sees: .env first, the file's `environment:` over it."""
+    environment = {
+        k: _with_defaults(v) for k, v in _compose()["services"][service]["environment"].items()
+    }
+    return {**dotenv, **environment}
+
+
+def _load_settings(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], secrets_dir: Path
+) -> Settings:
+    for name in (*SECRET_SETTINGS, "secrets_dir", "app_env"):
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(f"{name.upper()}_FILE", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    # /run/secrets in the container is the compose file's secrets directory on the host.
+    assert environment["SECRETS_DIR"] == "/run/secrets"
+    monkeypatch.setenv("SECRETS_DIR", str(secrets_dir))
+    return Settings(_env_file=None)
+
+
+def test_compose_gives_every_secret_as_a_file_and_none_as_a_value() -> None:
+    compose = _compose()
+    declared = compose["secrets"]
+
+    assert set(declared) == {"secret_key", "database_url", "postgres_password"}
+    for name, secret in declared.items():
+        assert secret == {"file": SECRETS_SOURCE + name}
+        assert (DEV_SECRETS / name).is_file()
+    for service in ("api", "migrate"):
+        app = compose["services"][service]
+        environment = app["environment"]
+        assert set(app["secrets"]) == {"secret_key", "database_url"}
+        assert environment["SECRETS_DIR"] == "/run/secrets"
+        given = {name.upper(): environment.get(name.upper(), "") for name in SECRET_SETTINGS}
+        # The stack's Redis has no password, so its URL carries none and is no secret.
+        assert "@" not in given.pop("REDIS_URL")
+        assert set(given.values()) == {""}, f"{service} sets a secret as a value: {given}"
+        assert not any(key.endswith("_FILE") for key in environment), environment
+    postgres = compose["services"]["postgres"]
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert postgres["secrets"] == ["postgres_password"]
+
+
+@pytest.mark.parametrize("service", ["api", "migrate"])
+def test_the_development_secrets_start_a_fresh_clone_whatever_dotenv_holds(
+    monkeypatch: pytest.MonkeyPatch, service: str
+) -> None:
+    # A .env written for `make run` (as .env.example has it) names a key and a database.
+    dotenv = {
+        "SECRET_KEY": "insecure-development-secret-change-me",
+        "DATABASE_URL": "sqlite+aiosqlite:///./.data/groundwork.db",
+    }
+
+    settings = _load_settings(monkeypatch, _container_environment(service, dotenv), DEV_SECRETS)
+
+    postgres = _compose()["services"]["postgres"]["environment"]
+    password = (DEV_SECRETS / "postgres_password").read_text().strip()
+    assert settings.database_url == (
+        f"postgresql+asyncpg://{postgres['POSTGRES_USER']}:{password}"
+        f"@postgres:5432/{postgres['POSTGRES_DB']}"
+    )
+    assert (
+        settings.secret_key.get_secret_value() == (DEV_SECRETS / "secret_key").read_text().strip()
+    )
+
+
+def test_the_development_secrets_are_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    environment = {**_container_environment("api", {}), "APP_ENV": "production"}
+
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        _load_settings(monkeypatch, environment, DEV_SECRETS)
+
+
+def test_production_starts_with_secrets_generated_into_their_own_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # What docs/deploying.md has an operator write into ./secrets.
+    key = subprocess.run(
+        [sys.executable, "-m", "app", "new-secret-key"], capture_output=True, text=True, check=True
+    ).stdout
+    (tmp_path / "secret_key").write_text(key)
+    url = "postgresql+asyncpg://groundwork:0123456789abcdef@postgres:5432/groundwork"
+    (tmp_path / "database_url").write_text(url)
+    environment = {**_container_environment("api", {}), "APP_ENV": "production"}
+
+    settings = _load_settings(monkeypatch, environment, tmp_path)
+
+    assert settings.secret_key.get_secret_value() == key.strip()
+    assert settings.database_url == url
+
+
+def test_production_secrets_stay_out_of_git_and_the_build_context() -> None:
+    ignored = _run("git", "check-ignore", "-q", "secrets/secret_key")
+    patterns = set(DOCKERIGNORE.read_text(encoding="utf-8").split())
+
+    assert ignored.returncode == 0, "secrets/ is not ignored by git"
+    assert {"secrets", "docker/dev-secrets"} <= patterns

@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from app.api.openapi_edge import document_edge_answers
 from app.api.openapi_names import name_operations
+from app.api.permissions import CATALOGUE
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.middleware.request_id import REQUEST_ID_HEADER
 
@@ -28,6 +29,7 @@ def install_openapi(app: FastAPI) -> None:
         document_edge_answers(schema, app.routes)
         name_operations(schema, app.routes)
         _form_values_are_not_empty(schema)
+        _list_the_permissions(schema)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
                 for status, response in operation.get("responses", {}).items():
@@ -57,6 +59,15 @@ def _form_values_are_not_empty(schema: dict[str, Any]) -> None:
                     field = body["properties"][name]
                     if field.get("type") == "string":
                         field.setdefault("minLength", 1)
+
+
+def _list_the_permissions(schema: dict[str, Any]) -> None:
+    """The catalogue as the enum role bodies refer to (`PermissionName` in app/rbac/schemas.py)."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Permission"] = {
+        "type": "string",
+        "enum": [str(permission) for permission in CATALOGUE],
+        "title": "Permission",
+    }
 
 
 def _describe_response(status: str, response: dict[str, Any]) -> None:

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
 from app.core.pagination import Position
+from app.db.batches import delete_batch
 from app.db.pagination import keyset_page
 
 
@@ -63,4 +65,10 @@ class AuditRepository:
         )
         await self.session.execute(
             update(AuditEvent).where(AuditEvent.target_id == str(user_id)).values(details={})
+        )
+
+    async def delete_older_than(self, created_before: datetime, *, limit: int) -> int:
+        """Delete up to `limit` events recorded before `created_before`; how many went."""
+        return await delete_batch(
+            self.session, AuditEvent, AuditEvent.created_at < created_before, limit
         )

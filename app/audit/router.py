@@ -5,9 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from app.audit.permissions import AuditPermission
 from app.audit.schemas import AuditAction, AuditEventRead
 from app.audit.service import AuditService
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from app.web.deps import ResourcesDep, SessionDep, require
 from app.web.responses import AUTHENTICATED, VALIDATED, problems
@@ -20,7 +21,7 @@ async def get_audit_service(session: SessionDep, resources: ResourcesDep) -> Aud
 
 
 AuditServiceDep = Annotated[AuditService, Depends(get_audit_service)]
-Auditor = Annotated[Principal, Depends(require(Permission.AUDIT_READ))]
+Auditor = Annotated[Principal, Depends(require(AuditPermission.READ))]
 
 
 @router.get("", responses=problems(*AUTHENTICATED, *VALIDATED, 400))

@@ -17,11 +17,15 @@ from app.core.security.opaque import digest, new_secret
 from app.core.security.password_policy import ensure_new_password
 from app.identity.models import PasswordResetToken
 from app.identity.repository import ResetTokenRepository
+from app.outbox.job import Job
+from app.outbox.writer import Outbox
 from app.users.accounts import Accounts
 
 log = structlog.get_logger(__name__)
 
 _BAD_RESET = "The reset token is invalid, used or expired."
+# The outbox job that mails a reset token: its payload is {"email": ...}.
+RESET_MAIL = "auth.password_reset_mail"
 
 
 class PasswordResetService:
@@ -33,17 +37,32 @@ class PasswordResetService:
         self.settings = resources.settings
         self.accounts = Accounts(session, resources, context)
         self.reset_tokens = ResetTokenRepository(session)
+        self.outbox = Outbox(session, context)
 
-    async def request(self, email: str) -> Mail | None:
-        """The reset mail to send, if the account exists; the caller answers 202 either way."""
-        # The token is made whether or not the account exists, so both paths
-        # do the same work before the database is asked.
-        token, token_digest = new_secret()
-        now = self.resources.clock.now()
+    async def request(self, email: str) -> None:
+        """Queue the reset mail; the caller answers 202 whatever the email.
+
+        Known and unknown emails write the same outbox row and nothing else,
+        so neither the answer nor its timing tells whether an account exists.
+        The token is made when the mail is sent, so no secret waits in the outbox.
+        """
+        self.outbox.add(RESET_MAIL, {"email": email})
+        await self.session.commit()
+        log.info("auth.password_reset_requested")
+
+    async def send(self, email: str) -> None:
+        """Mint a token and mail it, if the email has an active account; else nothing.
+
+        The token is committed before the mail leaves, so the link works when
+        it arrives; a failed send leaves an unused token that expires, and the
+        job's retry mints a new one.
+        """
         user = await self.accounts.get_active_by_email(email)
         if user is None:
-            log.info("auth.password_reset_requested", known=False)
-            return None
+            log.info("auth.password_reset_mail_skipped", reason="no_active_account")
+            return
+        token, token_digest = new_secret()
+        now = self.resources.clock.now()
         await self.reset_tokens.add(
             PasswordResetToken(
                 user_id=user.id,
@@ -59,8 +78,8 @@ class PasswordResetService:
             target_id=user.id,
         )
         await self.session.commit()
-        log.info("auth.password_reset_requested", known=True, user_id=str(user.id))
-        return self._mail(user.email, token)
+        await self.resources.mailer.send(self._mail(user.email, token))
+        log.info("auth.password_reset_mail_sent", user_id=str(user.id))
 
     def _mail(self, to: str, token: str) -> Mail:
         minutes = self.settings.password_reset_ttl_seconds // 60
@@ -101,3 +120,9 @@ class PasswordResetService:
             AuditAction.PASSWORD_RESET, actor_id=user.id, target_type="user", target_id=user.id
         )
         await self.session.commit()
+
+
+async def send_reset_mail(resources: Resources, job: Job) -> None:
+    """The RESET_MAIL job: the mail goes out under the requesting request's context."""
+    async with resources.sessionmaker() as session:
+        await PasswordResetService(session, resources, job.context).send(job.payload["email"])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, status
+from fastapi import APIRouter, Depends, Form, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth.login import LoginService
@@ -16,7 +16,6 @@ from app.auth.schemas import (
     TokenPair,
 )
 from app.auth.tokens import TokenService
-from app.core.mail import deliver
 from app.core.ratelimit import LimitName
 from app.identity.models import EMAIL_MAX_LENGTH
 from app.users.schemas import UserCreate, UserRead
@@ -115,17 +114,14 @@ async def request_password_reset(
     data: PasswordResetRequest,
     service: PasswordResetServiceDep,
     resources: ResourcesDep,
-    background: BackgroundTasks,
 ) -> PasswordResetAccepted:
     """Ask for a password-reset mail.
 
     Always 202 with the same words: the answer does not say whether the
     email has an account.
     """
-    mail = await service.request(data.email)
-    if mail is not None:
-        # Sent after the answer, so its latency does not reveal the account either.
-        background.add_task(deliver, resources.mailer, mail)
+    # Only queued here: the mail is sent by a job, so its latency tells nothing.
+    await service.request(data.email)
     minutes = resources.settings.password_reset_ttl_seconds // 60
     return PasswordResetAccepted(
         detail=(

@@ -82,7 +82,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
-    db_pool_pre_ping: bool = True
+    # Off: a ping is three round trips (BEGIN, SELECT, ROLLBACK) before every
+    # checkout, and a dead connection is replaced without it (app/db/engine.py).
+    db_pool_pre_ping: bool = False
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_echo: bool = False
     # PostgreSQL cancels a statement running longer (answered 503). Below
@@ -135,11 +137,45 @@ class Settings(BaseSettings):
     password_hash_queue_limit: int = Field(default=32, ge=0)
 
     idempotency_ttl_seconds: int = Field(default=86_400, ge=60)
+
+    # Retention (app/retention/): rows past their use are deleted this many
+    # rows per transaction, so a large backlog never holds a table for long.
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Days an ended login session (expired, logged out, revoked) and its
+    # refresh tokens are kept after the end, never before its own expiry.
+    login_session_retention_days: int = Field(default=7, ge=0)
+    # Days a password-reset token is kept after it was used or expired.
+    password_reset_retention_days: int = Field(default=7, ge=0)
+    # Days audit events are kept; 0 (the default): forever. Deleting them
+    # deletes evidence: see docs/operations.md before setting it.
+    audit_retention_days: int = Field(default=0, ge=0)
     health_check_timeout_seconds: float = Field(default=2.0, gt=0)
 
     redis_url: str | None = None
     redis_url_file: Path | None = None
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
+
+    # Background jobs (docs/jobs.md). Unset: the API process runs them itself
+    # when there is no REDIS_URL, and leaves them to `python -m app worker` when there is.
+    jobs_in_process: bool | None = None
+    jobs_poll_seconds: float = Field(default=1.0, gt=0)
+    jobs_batch_size: int = Field(default=100, ge=1)
+    jobs_concurrency: int = Field(default=4, ge=1)
+    jobs_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Attempts before a job is dead; between them the wait doubles from the base, up to the cap.
+    jobs_max_attempts: int = Field(default=8, ge=1)
+    jobs_retry_base_seconds: float = Field(default=10.0, gt=0)
+    jobs_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # A job queued but not started by then is queued again: a Redis that lost
+    # its queue (restarted, flushed) loses no job, it only delays it.
+    jobs_requeue_after_seconds: float = Field(default=120.0, gt=0)
+    # How long finished jobs stay in the outbox, to look at, before the purge.
+    jobs_keep_finished_seconds: int = Field(default=7 * 86_400, ge=0)
+    # The worker's own port: /health/live, /health/ready and /metrics.
+    worker_host: str = "127.0.0.1"
+    worker_port: int = Field(default=8001, ge=1, le=65535)
+    # Liveness fails when the worker's loop has not beaten for this long.
+    worker_heartbeat_timeout_seconds: float = Field(default=30.0, gt=0)
 
     rate_limit_enabled: bool = True
     rate_limit_default: str = "600/minute"
@@ -259,6 +295,13 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def runs_jobs_in_process(self) -> bool:
+        """The API process works the outbox itself: by default, when there is no queue."""
+        if self.jobs_in_process is not None:
+            return self.jobs_in_process
+        return self.redis_url is None
 
     @property
     def is_sqlite(self) -> bool:

@@ -114,3 +114,18 @@ def configure_logging(settings: Settings) -> None:
     # Python warnings (SQLAlchemy's SAWarning among them) become log records
     # in the same format instead of bare text on stderr.
     logging.captureWarnings(True)
+    _skip_unused_record_fields()
+
+
+def _skip_unused_record_fields() -> None:
+    """Stop stdlib logging from finding, per record, what no line here prints.
+
+    The caller's file and line (a walk up the stack), the thread, process
+    and multiprocessing names: each log line is rendered from structlog's
+    event dict alone. These switches are the "Optimization" the logging
+    HOWTO documents; they cost an access line about a sixth of its time.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

@@ -11,11 +11,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
-import structlog
-
 from app.core.config import Settings
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +103,3 @@ def create_mailer(settings: Settings) -> Mailer:
         show_body=not settings.is_production,
         json_lines=settings.effective_log_format == "json",
     )
-
-
-async def deliver(mailer: Mailer, mail: Mail) -> None:
-    """Send, logging a failure instead of raising: callers run this after answering."""
-    try:
-        await mailer.send(mail)
-    except Exception as exc:
-        log.error("mail.failed", subject=mail.subject, error=type(exc).__name__)

@@ -78,6 +78,11 @@ PASSWORD_HASH_QUEUE_WAIT = Histogram(
     buckets=HASH_BUCKETS,
 )
 
+# kind: the table a retention purge deleted from (app/retention/)
+RETENTION_DELETED = Counter(
+    "retention_deleted_rows", "Rows deleted by the retention purges, by kind.", ("kind",)
+)
+
 DB_POOL_CHECKED_OUT = Gauge(
     "db_pool_checked_out",
     "Database connections lent to requests right now.",
@@ -92,6 +97,38 @@ DB_POOL_CAPACITY = Gauge(
     "db_pool_capacity",
     "Most connections the pool may lend at once (DB_POOL_SIZE + DB_MAX_OVERFLOW).",
     multiprocess_mode="livesum",
+)
+
+
+# Background jobs (docs/jobs.md). outcome: done | retry | dead | skipped
+# (skipped: the row was finished, not yet due, or running elsewhere).
+JOB_OUTCOMES = ("done", "retry", "dead", "skipped")
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+JOBS = Counter("jobs", "Job attempts, by kind and outcome.", ("kind", "outcome"))
+JOB_DURATION = Histogram(
+    "job_duration_seconds", "Time one job attempt took, by kind.", ("kind",), buckets=JOB_BUCKETS
+)
+# Read from the outbox, the jobs' truth, by every process that runs jobs;
+# each sees the same table, so the largest live value is the answer.
+JOBS_PENDING = Gauge(
+    "jobs_pending",
+    "Outbox jobs not yet done (queued, running or waiting to retry).",
+    multiprocess_mode="livemax",
+)
+JOBS_OLDEST_PENDING_AGE = Gauge(
+    "jobs_oldest_pending_age_seconds",
+    "Age of the oldest job not yet done; 0 when none waits.",
+    multiprocess_mode="livemax",
+)
+JOBS_DEAD = Gauge(
+    "jobs_dead",
+    "Jobs that failed every attempt and wait for an operator (python -m app jobs-retry).",
+    multiprocess_mode="livemax",
+)
+WORKER_HEARTBEAT = Gauge(
+    "worker_heartbeat_timestamp_seconds",
+    "Unix time of the job loop's last beat.",
+    multiprocess_mode="livemax",
 )
 
 

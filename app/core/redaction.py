@@ -62,7 +62,30 @@ class Redactor:
         self._values = re.compile("|".join([*_PATTERNS, *map(re.escape, literals)]))
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+        if self._clean_already(event_dict):
+            return event_dict
         return {key: self._clean(key, value) for key, value in event_dict.items()}
+
+    def _clean_already(self, event_dict: EventDict) -> bool:
+        """True when `_clean` would change nothing: the common line, checked in one search.
+
+        Every string long enough to hold a secret is searched at once, joined by
+        NUL, which no pattern matches: a match inside any one string is found in
+        the joined text, and no match can span two of them.
+        """
+        texts: list[str] = []
+        for key, value in event_dict.items():
+            if value is None:
+                continue
+            if isinstance(key, str) and _is_sensitive(key):
+                return False
+            if isinstance(value, str):
+                if len(value) >= _MIN_SECRET_LENGTH:
+                    texts.append(value)
+            elif not isinstance(value, bool | int | float):
+                # Containers are cleaned at every depth; anything else is left as is.
+                return False
+        return self._values.search("\0".join(texts)) is None
 
     def _clean(self, key: object, value: Any) -> Any:
         if isinstance(key, str) and _is_sensitive(key):

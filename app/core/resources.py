@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
+from app.core.authz import PermissionCatalogue
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.mail import Mailer
@@ -44,6 +45,8 @@ class Resources:
     token_subjects: TokenSubjects
     # What business rules read the time from (expiry, lockout windows).
     clock: Clock
+    # Every feature's permissions, assembled above the features (app/api/permissions.py).
+    permissions: PermissionCatalogue
     # Set when the server begins to drain (SIGTERM) and again at shutdown:
     # readiness answers 503 and every answer asks the client to reconnect.
     shutting_down: bool = field(default=False)

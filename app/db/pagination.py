@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Row, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -43,3 +43,48 @@ async def keyset_page(
         return rows, None
     last = rows[limit - 1]
     return rows[:limit], Position(last.created_at, last.id)
+
+
+class KeysetStatements:
+    """The two statements of a keyset listing over a table, built once with bound parameters.
+
+    For a listing served on every request: the expressions are not rebuilt
+    per call, and rows come back as plain rows, without the ORM's loading.
+    Parameters: `page_limit`, plus `after_created_at` and `after_id` for a
+    following page, plus whatever the base statement binds itself.
+    """
+
+    def __init__(self, statement: Select[Any], created_at: Any, row_id: Any) -> None:
+        ordered = statement.order_by(created_at.desc(), row_id.desc()).limit(
+            bindparam("page_limit")
+        )
+        self.first = ordered
+        self.following = ordered.where(
+            tuple_(created_at, row_id)
+            < tuple_(
+                bindparam("after_created_at", type_=created_at.type),
+                bindparam("after_id", type_=row_id.type),
+            )
+        )
+        self._created_at = created_at.key
+        self._id = row_id.key
+
+    async def page(
+        self,
+        session: AsyncSession,
+        parameters: dict[str, Any],
+        *,
+        after: Position | None,
+        limit: int,
+    ) -> tuple[Sequence[Row[Any]], Position | None]:
+        """One page plus the position to continue from, if any (see `keyset_page`)."""
+        values = {**parameters, "page_limit": limit + 1}
+        statement = self.first
+        if after is not None:
+            values.update(after_created_at=after.created_at, after_id=after.id)
+            statement = self.following
+        rows = (await session.execute(statement, values)).all()
+        if len(rows) <= limit:
+            return rows, None
+        last = rows[limit - 1]._mapping
+        return rows[:limit], Position(last[self._created_at], last[self._id])

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.batches import delete_batch
 from app.idempotency.models import IdempotencyRecord
 
 
@@ -44,6 +45,16 @@ class IdempotencyRepository:
                 IdempotencyRecord.key == key,
                 IdempotencyRecord.created_at < cutoff,
             )
+        )
+
+    async def delete_expired(self, created_before: datetime, *, limit: int) -> int:
+        """Delete up to `limit` records, of any key, created before `created_before`.
+
+        The same boundary as `delete_older_than`: a record is replayed until
+        then, and only a record no claim would replay any more goes.
+        """
+        return await delete_batch(
+            self.session, IdempotencyRecord, IdempotencyRecord.created_at < created_before, limit
         )
 
     async def complete(

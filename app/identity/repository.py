@@ -3,10 +3,25 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.batches import delete_batch
 from app.identity.models import LoginSession, PasswordResetToken, RefreshToken
+
+
+def _ended_by(ended_before: datetime, now: datetime) -> ColumnElement[bool]:
+    """Login sessions that ended (expired, or were revoked) at or before `ended_before`.
+
+    Never one whose own expiry is still ahead, even if revoked long ago:
+    until then a copy of its refresh token is within its lifetime, and its
+    rows (the spent tokens among them) are what tell such a token apart as
+    belonging to an ended login rather than as unknown.
+    """
+    return and_(
+        LoginSession.expires_at <= now,
+        or_(LoginSession.expires_at <= ended_before, LoginSession.revoked_at <= ended_before),
+    )
 
 
 class LoginSessionRepository:
@@ -65,6 +80,23 @@ class LoginSessionRepository:
             statement = statement.where(LoginSession.id != keep)
         await self.session.execute(statement)
 
+    async def delete_refresh_tokens_of_ended(
+        self, ended_before: datetime, now: datetime, *, limit: int
+    ) -> int:
+        """Delete up to `limit` refresh tokens of sessions `_ended_by`; how many went.
+
+        Apart from their sessions, so that one long login's thousands of
+        rotated tokens never make one large transaction.
+        """
+        ended = select(LoginSession.id).where(_ended_by(ended_before, now))
+        return await delete_batch(
+            self.session, RefreshToken, RefreshToken.session_id.in_(ended), limit
+        )
+
+    async def delete_ended(self, ended_before: datetime, now: datetime, *, limit: int) -> int:
+        """Delete up to `limit` sessions `_ended_by` (tokens left go by cascade); how many went."""
+        return await delete_batch(self.session, LoginSession, _ended_by(ended_before, now), limit)
+
 
 class ResetTokenRepository:
     """Password reset tokens: one per request for a reset mail, spent by any password change."""
@@ -96,3 +128,11 @@ class ResetTokenRepository:
             .execution_options(synchronize_session=False)
         )
         return set(result.scalars())
+
+    async def delete_dead(self, dead_before: datetime, *, limit: int) -> int:
+        """Delete up to `limit` tokens used or expired at or before `dead_before`; how many went."""
+        dead = or_(
+            PasswordResetToken.used_at <= dead_before,
+            PasswordResetToken.expires_at <= dead_before,
+        )
+        return await delete_batch(self.session, PasswordResetToken, dead, limit)

@@ -2,14 +2,26 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.core.pagination import Position
-from app.db.pagination import keyset_page
+from app.db.pagination import KeysetStatements
 from app.items.models import Item
+from app.items.permissions import ItemsPermission
+
+_ITEMS = Item.__table__.c
+# The listing every client polls, built once: the caller's own items, and
+# everyone's for a principal with `items:read_any`.
+_OWN_PAGES = KeysetStatements(
+    select(Item.__table__).where(_ITEMS.owner_id == bindparam("owner_id")),
+    _ITEMS.created_at,
+    _ITEMS.id,
+)
+_ALL_PAGES = KeysetStatements(select(Item.__table__), _ITEMS.created_at, _ITEMS.id)
 
 
 class ItemRepository:
@@ -23,27 +35,30 @@ class ItemRepository:
         self.session = session
 
     @staticmethod
-    def _visible_to(principal: Principal, *, widen_with: Permission) -> Select[Item]:
+    def _visible_to(principal: Principal, *, widen_with: ItemsPermission) -> Select[Item]:
         statement = select(Item)
         if not principal.can(widen_with):
             statement = statement.where(Item.owner_id == principal.user_id)
         return statement
 
     async def get_readable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
+        statement = self._visible_to(principal, widen_with=ItemsPermission.READ_ANY)
         result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
         return result
 
     async def get_writable(self, principal: Principal, item_id: uuid.UUID) -> Item | None:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_WRITE_ANY)
+        statement = self._visible_to(principal, widen_with=ItemsPermission.WRITE_ANY)
         result: Item | None = await self.session.scalar(statement.where(Item.id == item_id))
         return result
 
     async def list_readable(
         self, principal: Principal, *, after: Position | None, limit: int
-    ) -> tuple[Sequence[Item], Position | None]:
-        statement = self._visible_to(principal, widen_with=Permission.ITEMS_READ_ANY)
-        return await keyset_page(self.session, statement, Item, after=after, limit=limit)
+    ) -> tuple[Sequence[Row[Any]], Position | None]:
+        """A page of the item rows the principal may read (plain rows: read, never changed)."""
+        if principal.can(ItemsPermission.READ_ANY):
+            return await _ALL_PAGES.page(self.session, {}, after=after, limit=limit)
+        owner = {"owner_id": principal.user_id}
+        return await _OWN_PAGES.page(self.session, owner, after=after, limit=limit)
 
     async def owned_by(self, owner_id: uuid.UUID) -> Sequence[Item]:
         statement = (

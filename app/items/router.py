@@ -5,10 +5,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.core.etags import is_current_copy
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from app.idempotency.models import KEY_MAX_LENGTH
+from app.items.permissions import ItemsPermission
 from app.items.schemas import ItemCreate, ItemRead, ItemUpdate
 from app.items.service import ItemService, item_etag
 from app.web.deps import ResourcesDep, SessionDep, require
@@ -22,8 +23,8 @@ async def get_item_service(session: SessionDep, resources: ResourcesDep) -> Item
 
 
 ItemServiceDep = Annotated[ItemService, Depends(get_item_service)]
-Reader = Annotated[Principal, Depends(require(Permission.ITEMS_READ))]
-Writer = Annotated[Principal, Depends(require(Permission.ITEMS_WRITE))]
+Reader = Annotated[Principal, Depends(require(ItemsPermission.READ))]
+Writer = Annotated[Principal, Depends(require(ItemsPermission.WRITE))]
 
 _ETAG = {"ETag": {"description": "The item's current version tag.", "schema": {"type": "string"}}}
 _LOCATION = {"Location": {"description": "The new item's URL.", "schema": {"type": "string"}}}

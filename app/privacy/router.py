@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.privacy.schemas import UserExport
 from app.privacy.service import PersonalDataService
+from app.users.permissions import UsersPermission
 from app.web.deps import CurrentPrincipal, require, use_case
 from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 PersonalDataServiceDep = Annotated[PersonalDataService, use_case(PersonalDataService)]
-UserWriter = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
+UserWriter = Annotated[Principal, Depends(require(UsersPermission.WRITE))]
 
 
 @router.get("/me/export", responses=problems(401))

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.authz import ADMIN_ROLE, Permission, Principal, granted_by
+from app.core.authz import ADMIN_ROLE, Permission, PermissionCatalogue, Principal
 from app.core.errors import Forbidden, Unprocessable
 from app.rbac.repository import RoleRepository
 
 MEMBER_ROLE = "member"
-# `admin` holds every permission by definition (app/core/authz.py) and
+# `admin` holds every permission of the catalogue by definition and
 # `member` is what new users get: neither may be deleted.
 BUILTIN_ROLES = frozenset({ADMIN_ROLE, MEMBER_ROLE})
 __all__ = ["ADMIN_ROLE", "BUILTIN_ROLES", "MEMBER_ROLE", "Grants", "RoleGrants", "ensure_within"]
@@ -28,14 +28,15 @@ class Grants:
 class RoleGrants:
     """Joins the caller's transaction; never commits."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, catalogue: PermissionCatalogue) -> None:
         self.roles = RoleRepository(session)
+        self.catalogue = catalogue
 
     async def grants_for(self, user_id: uuid.UUID) -> Grants:
         pairs = await self.roles.grants_for(user_id)
         return Grants(
             roles=frozenset(name for name, _ in pairs),
-            permissions=granted_by(pairs),
+            permissions=self.catalogue.granted_by(pairs),
         )
 
     async def role_names_of(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
@@ -65,7 +66,8 @@ class RoleGrants:
         held = (await self.roles.role_names_of([user_id])).get(user_id, set())
         given = [role for role in roles if role.name not in held]
         if given:
-            ensure_within(actor, granted_by(await self.roles.grants_of_roles(given)))
+            granted = self.catalogue.granted_by(await self.roles.grants_of_roles(given))
+            ensure_within(actor, granted)
         await self.roles.set_user_roles(user_id, roles)
 
     async def is_last_admin(self, user_id: uuid.UUID) -> bool:

@@ -4,23 +4,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.core.text import NUL_FREE
+from app.rbac.permissions import RolesPermission
 from app.rbac.schemas import RoleCreate, RoleRead, RoleUpdate
 from app.rbac.service import RbacService
-from app.web.deps import RequestContextDep, SessionDep, require
+from app.web.deps import require, use_case
 from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/roles", tags=["roles"])
 
 
-async def get_rbac_service(session: SessionDep, context: RequestContextDep) -> RbacService:
-    return RbacService(session, context)
-
-
-RbacServiceDep = Annotated[RbacService, Depends(get_rbac_service)]
-RoleReader = Annotated[Principal, Depends(require(Permission.ROLES_READ))]
-RoleWriter = Annotated[Principal, Depends(require(Permission.ROLES_WRITE))]
+RbacServiceDep = Annotated[RbacService, use_case(RbacService)]
+RoleReader = Annotated[Principal, Depends(require(RolesPermission.READ))]
+RoleWriter = Annotated[Principal, Depends(require(RolesPermission.WRITE))]
 RoleNamePath = Annotated[str, Path(max_length=64, pattern=NUL_FREE)]
 
 

@@ -1,8 +1,9 @@
 """`new-resource NAME`: a minimal owner-scoped feature package, wired in, from templates.
 
-Writes the package (model, schemas, repository, service, router), its
-migration and its tests, and adds it to the permission catalogue, the router
-assembly, the table registry, the data export and the import layers. Every
+Writes the package (permissions, model, schemas, repository, service,
+router), its migration and its tests, and adds it to the permission
+catalogue, the router assembly, the table registry, the data export and the
+import layers. Every
 edit of an existing file is checked before any file is written, so a refusal
 leaves the tree as it was.
 """
@@ -19,7 +20,7 @@ from string import Template
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _NAME = re.compile(r"[a-z][a-z0-9_]*[a-z0-9]")
-_PACKAGE_FILES = ("models", "schemas", "repository", "service", "router")
+_PACKAGE_FILES = ("permissions", "models", "schemas", "repository", "service", "router")
 
 
 class ScaffoldError(ValueError):
@@ -31,7 +32,8 @@ class Names:
     plural: str
     singular: str
     Model: str
-    UPPER: str
+    # CamelCase plural: `LineItemsPermission`.
+    Plural: str
 
     @classmethod
     def of(cls, plural: str) -> Names:
@@ -41,7 +43,7 @@ class Names:
             )
         singular = _singular(plural)
         model = "".join(part.capitalize() for part in singular.split("_"))
-        return cls(plural, singular, model, plural.upper())
+        return cls(plural, singular, model, "".join(p.capitalize() for p in plural.split("_")))
 
 
 def _singular(plural: str) -> str:
@@ -69,9 +71,9 @@ def _refuse_clashes(root: Path, names: Names) -> None:
     taken |= {path.stem for path in (root / "tests").iterdir()}
     if names.plural in taken or names.singular in taken:
         raise ScaffoldError(f"{names.plural!r} clashes with a module under app/ or tests/")
-    catalogue = (root / "app/core/authz.py").read_text()
-    if f'"{names.plural}:' in catalogue:
-        raise ScaffoldError(f"the permission catalogue already names {names.plural}:*")
+    declared = "\n".join(path.read_text() for path in (root / "app").glob("*/permissions.py"))
+    if f'"{names.plural}:' in declared:
+        raise ScaffoldError(f"a feature already declares {names.plural}:* permissions")
     models = (root / "app/models.py").read_text()
     if re.search(rf"\b{names.Model}\b", models) or f'"{names.plural}"' in _tables(root):
         raise ScaffoldError(f"a model {names.Model!r} or table {names.plural!r} already exists")
@@ -87,7 +89,7 @@ def _render(template: str, names: Names, **extra: str) -> str:
         plural=names.plural,
         singular=names.singular,
         Model=names.Model,
-        UPPER=names.UPPER,
+        Plural=names.Plural,
         **extra,
     )
 
@@ -129,14 +131,7 @@ def _migration_head(versions: Path) -> str:
 def _edits(root: Path, names: Names) -> dict[Path, str]:
     n = names
     return {
-        root / "app/core/authz.py": _after_block(
-            _read(root, "app/core/authz.py"),
-            r"class Permission\(StrEnum\):\n(?:    .*\n)+",
-            "".join(
-                f'    {n.UPPER}_{suffix.upper()} = "{n.plural}:{suffix}"\n'
-                for suffix in ("read", "write", "read_any", "write_any")
-            ),
-        ),
+        root / "app/api/permissions.py": _catalogue(_read(root, "app/api/permissions.py"), n),
         root / "app/models.py": _register_model(_read(root, "app/models.py"), n),
         root / "app/api/v1.py": _sorted_imports(
             _read(root, "app/api/v1.py"),
@@ -197,6 +192,16 @@ def _register_model(text: str, n: Names) -> str:
     if match is None:
         raise ScaffoldError("cannot find __all__ in app/models.py")
     entries = sorted({*match.group(1).split(), f'"{n.Model}",'})
+    listed = "".join(f"    {entry}\n" for entry in entries)
+    return text[: match.start(1)] + listed + text[match.end(1) :]
+
+
+def _catalogue(text: str, n: Names) -> str:
+    text = _sorted_imports(text, f"from app.{n.plural}.permissions import {n.Plural}Permission")
+    match = re.search(r"PermissionCatalogue\(\n((?:    .*\n)+)\)", text)
+    if match is None:
+        raise ScaffoldError("cannot find the PermissionCatalogue(...) in app/api/permissions.py")
+    entries = sorted({*match.group(1).split(), f"{n.Plural}Permission,"})
     listed = "".join(f"    {entry}\n" for entry in entries)
     return text[: match.start(1)] + listed + text[match.end(1) :]
 

@@ -43,7 +43,7 @@ class Accounts:
     # Built on first use: a request pays only for the collaborators it reaches.
     @cached_property
     def grants(self) -> RoleGrants:
-        return RoleGrants(self.session)
+        return RoleGrants(self.session, self.resources.permissions)
 
     @cached_property
     def audit(self) -> AuditTrail:

@@ -5,8 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from app.core.authz import Permission, Principal
+from app.core.authz import Principal
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+from app.users.permissions import UsersPermission
 from app.users.schemas import PasswordChange, ProfileUpdate, UserAdminUpdate, UserRead
 from app.users.service import ProfileService, UserAdminService
 from app.web.deps import CurrentPrincipal, require, use_case
@@ -17,8 +18,8 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 ProfileServiceDep = Annotated[ProfileService, use_case(ProfileService)]
 UserAdminServiceDep = Annotated[UserAdminService, use_case(UserAdminService)]
-UserReader = Annotated[Principal, Depends(require(Permission.USERS_READ))]
-UserWriter = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
+UserReader = Annotated[Principal, Depends(require(UsersPermission.READ))]
+UserWriter = Annotated[Principal, Depends(require(UsersPermission.WRITE))]
 
 
 # --- the caller's own account ----------------------------------------------------

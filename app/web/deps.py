@@ -94,7 +94,9 @@ async def get_principal(
         claims = resources.tokens.decode(token)
     except InvalidAccessToken as exc:
         raise Unauthorized(_BAD_TOKEN) from exc
-    principal = await resolve_principal(session, claims, resources.clock.now())
+    principal = await resolve_principal(
+        session, claims, resources.clock.now(), resources.permissions
+    )
     if principal is None:
         raise Unauthorized(_BAD_TOKEN)
     structlog.contextvars.bind_contextvars(user_id=str(principal.user_id))
@@ -112,7 +114,7 @@ def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal
             raise Forbidden(f"This action needs the `{permission}` permission.")
         return principal
 
-    check.__name__ = f"require_{permission.name.lower()}"
+    check.__name__ = f"require_{permission.value.replace(':', '_')}"
     # Lets tests (and tooling) find which permission a route demands.
     check.required_permission = permission  # type: ignore[attr-defined]
     return check

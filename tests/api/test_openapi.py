@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from app.api.permissions import CATALOGUE
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.core.security.password_policy import MAX_LENGTH, MIN_LENGTH
 from tests.conftest import AccountFactory
@@ -190,6 +191,16 @@ async def test_email_fields_advertise_the_refused_special_use_domains(
     assert all(re.match(prop["pattern"], "someone@example.com") for prop in emails)
     assert not any(re.match(prop["pattern"], "someone@host.TEST") for prop in emails)
     assert refused.status_code == 422
+
+
+def test_role_bodies_accept_the_catalogue_and_nothing_else(schema: dict[str, Any]) -> None:
+    """A generated client gets the catalogue as an enum, as the server checks it."""
+    schemas = schema["components"]["schemas"]
+
+    assert schemas["Permission"]["enum"] == [str(permission) for permission in CATALOGUE]
+    for body in ("RoleCreate", "RoleUpdate"):
+        items = schemas[body]["properties"]["permissions"]["items"]
+        assert items == {"$ref": "#/components/schemas/Permission"}, body
 
 
 def test_assigned_role_names_follow_the_role_name_rule(schema: dict[str, Any]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,23 +21,40 @@ from tests.conftest import client_for, register
 EMAIL = "console-mail@example.com"
 
 
+# The development default: no REDIS_URL, so the server runs the outbox itself.
+IN_PROCESS = {"jobs_in_process": True, "jobs_poll_seconds": 0.05}
+MAIL_WAIT_SECONDS = 10.0
+
+
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Every line of the output as a JSON object: fails on a line that is not one."""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+async def output_until(capfd: pytest.CaptureFixture[str], printed: str) -> tuple[str, str]:
+    """Standard output and error until `printed` shows on the output: the job runs after the 202."""
+    out, err = "", ""
+    deadline = time.monotonic() + MAIL_WAIT_SECONDS
+    while printed not in out:
+        assert time.monotonic() < deadline, f"{printed!r} was never printed:\n{out}{err}"
+        await asyncio.sleep(0.05)
+        captured = capfd.readouterr()
+        out, err = out + captured.out, err + captured.err
+    return out, err
+
+
 async def test_with_json_logs_the_mail_is_one_json_line_and_only_it_carries_the_token(
     app_factory: Callable[..., FastAPI], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    app = app_factory(mail_backend="console", log_format="json", log_level="DEBUG")
+    app = app_factory(mail_backend="console", log_format="json", log_level="DEBUG", **IN_PROCESS)
     async with LifespanManager(app), client_for(app) as client:
         await register(client, EMAIL)
         capfd.readouterr()
 
         requested = await client.post("/api/v1/auth/password-reset/request", json={"email": EMAIL})
         assert requested.status_code == 202
-        captured = capfd.readouterr()
-        records = json_lines(captured.out) + json_lines(captured.err)
+        out, err = await output_until(capfd, '"mail.printed"')
+        records = json_lines(out) + json_lines(err)
         [mail] = [r for r in records if r["event"] == "mail.printed"]
         match = re.search(r"Reset token: (\S+)", mail["body"])
         assert match is not None, mail["body"]
@@ -58,15 +77,15 @@ async def test_with_json_logs_the_mail_is_one_json_line_and_only_it_carries_the_
 async def test_with_console_logs_the_mail_is_printed_as_text(
     app_factory: Callable[..., FastAPI], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    app = app_factory(mail_backend="console", log_format="console")
+    app = app_factory(mail_backend="console", log_format="console", **IN_PROCESS)
     async with LifespanManager(app), client_for(app) as client:
         await register(client, EMAIL)
         capfd.readouterr()
 
         requested = await client.post("/api/v1/auth/password-reset/request", json={"email": EMAIL})
+        out, _ = await output_until(capfd, "--- mail to")
 
     assert requested.status_code == 202
-    out = capfd.readouterr().out
     assert f"--- mail to {EMAIL}: Reset your password\n" in out
     assert re.search(r"Reset token: \S+", out)
 

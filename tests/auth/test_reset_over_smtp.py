@@ -12,15 +12,27 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import select
 
-from tests.conftest import client_for, free_port, register
+from app.jobs.registry import HANDLERS
+from app.jobs.runner import JobRunner
+from app.outbox.models import OutboxMessage
+from tests.conftest import client_for, free_port, register, run_jobs
+from tests.helpers import SettableClock
 
 
 class Inbox:
+    """A mail server that keeps what it accepts; while `refusing`, it turns every message away."""
+
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.refusing = False
+        self.refused = 0
 
     async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
+        if self.refusing:
+            self.refused += 1
+            return "451 4.3.0 Try again later"
         assert isinstance(envelope.content, bytes)
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
@@ -57,6 +69,7 @@ async def test_reset_mail_goes_out_over_smtp_and_its_token_works(
         )
 
         assert requested.status_code == 202
+        assert await run_jobs(app.state.resources) == 1
         assert len(inbox.messages) == 1
         message = inbox.messages[0]
         assert message["To"] == "smtp@example.com"
@@ -86,3 +99,90 @@ async def test_an_unreachable_smtp_server_does_not_fail_the_request(
         )
 
     assert response.status_code == 202
+
+
+async def test_reset_mail_refused_while_smtp_is_down_is_retried_and_delivered_once_it_is_back(
+    app_factory: Callable[..., FastAPI], smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    inbox.refusing = True
+    app = app_factory(
+        mail_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls=False,
+        jobs_retry_base_seconds=60,
+        jobs_max_attempts=5,
+    )
+    async with LifespanManager(app), client_for(app) as client:
+        await register(client, "outage@example.com")
+        requested = await client.post(
+            "/api/v1/auth/password-reset/request", json={"email": "outage@example.com"}
+        )
+        assert requested.status_code == 202
+        clock = SettableClock()
+        clock.stop()
+        runner = JobRunner(app.state.resources, HANDLERS, clock=clock.now)
+
+        assert await runner.run_due() == 1
+        assert (inbox.refused, inbox.messages) == (1, [])
+        # Not again before the backoff: 60 s after the first failure, then 120 s.
+        assert await runner.run_due() == 0
+        clock.advance(60)
+        assert await runner.run_due() == 1
+        assert inbox.refused == 2
+        inbox.refusing = False
+        clock.advance(119)
+        assert await runner.run_due() == 0
+        clock.advance(1)
+        assert await runner.run_due() == 1
+        # Done is done: later passes send nothing more.
+        clock.advance(3600)
+        assert await runner.run_due() == 0
+
+        assert len(inbox.messages) == 1
+        body = inbox.messages[0].get_payload(decode=True)
+        assert isinstance(body, bytes)
+        match = re.search(r"Reset token: (\S+)", body.decode())
+        assert match
+        confirmed = await client.post(
+            "/api/v1/auth/password-reset/confirm",
+            json={"token": match.group(1), "new_password": "fresh-and-long-enough"},
+        )
+        assert confirmed.status_code == 204
+        async with app.state.resources.sessionmaker() as session:
+            [job] = await session.scalars(select(OutboxMessage))
+        assert (job.status, job.attempts) == ("done", 3)
+
+
+async def test_a_mail_refused_at_every_attempt_ends_dead_and_is_not_tried_again(
+    app_factory: Callable[..., FastAPI], smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    inbox.refusing = True
+    app = app_factory(
+        mail_backend="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls=False,
+        jobs_retry_base_seconds=1,
+        jobs_max_attempts=2,
+    )
+    async with LifespanManager(app), client_for(app) as client:
+        await register(client, "dead@example.com")
+        await client.post("/api/v1/auth/password-reset/request", json={"email": "dead@example.com"})
+        clock = SettableClock()
+        clock.stop()
+        runner = JobRunner(app.state.resources, HANDLERS, clock=clock.now)
+        assert await runner.run_due() == 1
+        clock.advance(1)
+        assert await runner.run_due() == 1
+        clock.advance(86_400)
+        assert await runner.run_due() == 0
+        stats = await runner.refresh_stats()
+        async with app.state.resources.sessionmaker() as session:
+            [job] = await session.scalars(select(OutboxMessage))
+
+    assert inbox.refused == 2
+    assert (job.status, job.attempts, job.last_error) == ("dead", 2, "SMTPDataError")
+    assert (stats.pending, stats.dead) == (0, 1)

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,11 +31,6 @@ def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", note)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only a known email writes its reset token and audit event; both paths must "
-    "write the same rows (an outbox row) before answering",
-)
 async def test_known_and_unknown_emails_run_the_same_statements_before_the_answer(
     client: httpx.AsyncClient, make_account: AccountFactory, resources: Resources
 ) -> None:

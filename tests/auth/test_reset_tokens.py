@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.core.mail import MemoryMailer
 from app.core.resources import Resources
 from app.identity.models import User
-from tests.conftest import PASSWORD, AccountFactory, Operator, login
+from tests.conftest import PASSWORD, AccountFactory, Operator, login, run_jobs
 
 RESET_REQUEST = "/api/v1/auth/password-reset/request"
 RESET_CONFIRM = "/api/v1/auth/password-reset/confirm"
@@ -30,6 +30,7 @@ LATER_PASSWORD = "yet-another-passphrase-7"
 async def request_token(client: httpx.AsyncClient, resources: Resources, email: str) -> str:
     response = await client.post(RESET_REQUEST, json={"email": email})
     assert response.status_code == 202
+    await run_jobs(resources)
     mailer = resources.mailer
     assert isinstance(mailer, MemoryMailer)
     match = re.search(r"Reset token: (\S+)", mailer.outbox[-1].body)

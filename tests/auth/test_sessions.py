@@ -14,7 +14,7 @@ from app.core.mail import MemoryMailer
 from app.core.resources import Resources
 from app.db.types import utcnow
 from app.identity.models import PasswordResetToken
-from tests.conftest import PASSWORD, AccountFactory, register
+from tests.conftest import PASSWORD, AccountFactory, register, run_jobs
 from tests.helpers import bearer, start_session
 
 TOKEN = "/api/v1/auth/token"
@@ -195,7 +195,9 @@ async def test_logout_all_needs_a_token(client: httpx.AsyncClient) -> None:
 # --- password reset -------------------------------------------------------------------
 
 
-def outbox(resources: Resources) -> MemoryMailer:
+async def outbox(resources: Resources) -> MemoryMailer:
+    """The mail sent so far, once the jobs queued so far have run."""
+    await run_jobs(resources)
     mailer = resources.mailer
     assert isinstance(mailer, MemoryMailer)
     return mailer
@@ -217,7 +219,7 @@ async def test_reset_request_is_202_for_known_and_unknown_emails(
 
     assert known.status_code == unknown.status_code == 202
     assert known.content == unknown.content
-    assert [mail.to for mail in outbox(resources).outbox] == [account.email]
+    assert [mail.to for mail in (await outbox(resources)).outbox] == [account.email]
 
 
 async def test_reset_token_is_stored_only_as_a_hash(
@@ -225,7 +227,7 @@ async def test_reset_token_is_stored_only_as_a_hash(
 ) -> None:
     account = await make_account()
     await client.post(RESET_REQUEST, json={"email": account.email})
-    token = token_in(outbox(resources).outbox[-1].body)
+    token = token_in((await outbox(resources)).outbox[-1].body)
 
     async with resources.sessionmaker() as session:
         stored = (await session.scalars(select(PasswordResetToken))).all()
@@ -241,7 +243,7 @@ async def test_reset_confirm_sets_the_password_once_and_ends_all_sessions(
     account = await make_account()
     before = await start_session(client, account.email)
     await client.post(RESET_REQUEST, json={"email": account.email})
-    token = token_in(outbox(resources).outbox[-1].body)
+    token = token_in((await outbox(resources)).outbox[-1].body)
 
     confirmed = await client.post(
         RESET_CONFIRM, json={"token": token, "new_password": NEW_PASSWORD}
@@ -268,7 +270,7 @@ async def test_an_expired_reset_token_is_400(
 ) -> None:
     account = await make_account()
     await client.post(RESET_REQUEST, json={"email": account.email})
-    token = token_in(outbox(resources).outbox[-1].body)
+    token = token_in((await outbox(resources)).outbox[-1].body)
     async with resources.sessionmaker() as session:
         await session.execute(
             update(PasswordResetToken).values(expires_at=utcnow() - timedelta(seconds=1))
@@ -286,7 +288,7 @@ async def test_reset_confirm_refuses_a_weak_password_and_keeps_the_token(
 ) -> None:
     account = await make_account()
     await client.post(RESET_REQUEST, json={"email": account.email})
-    token = token_in(outbox(resources).outbox[-1].body)
+    token = token_in((await outbox(resources)).outbox[-1].body)
 
     weak = await client.post(RESET_CONFIRM, json={"token": token, "new_password": "password"})
     strong = await client.post(RESET_CONFIRM, json={"token": token, "new_password": NEW_PASSWORD})
@@ -310,7 +312,7 @@ async def test_registration_then_reset_for_an_uppercase_email(
 
     await client.post(RESET_REQUEST, json={"email": "MIXED@Example.com"})
 
-    assert [mail.to for mail in outbox(resources).outbox] == ["mixed@example.com"]
+    assert [mail.to for mail in (await outbox(resources)).outbox] == ["mixed@example.com"]
 
 
 async def test_reset_confirm_refuses_the_email_as_the_new_password(
@@ -318,7 +320,7 @@ async def test_reset_confirm_refuses_the_email_as_the_new_password(
 ) -> None:
     account = await make_account()
     await client.post(RESET_REQUEST, json={"email": account.email})
-    token = token_in(outbox(resources).outbox[-1].body)
+    token = token_in((await outbox(resources)).outbox[-1].body)
 
     refused = await client.post(RESET_CONFIRM, json={"token": token, "new_password": account.email})
     accepted = await client.post(RESET_CONFIRM, json={"token": token, "new_password": NEW_PASSWORD})

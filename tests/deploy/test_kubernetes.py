@@ -23,6 +23,9 @@ from pydantic import SecretStr
 
 from app.core.config import SECRET_SETTINGS as FILE_SETTINGS
 from app.core.config import Settings
+from app.core.resources import Resources
+from app.jobs.probes import probe_app
+from tests.conftest import client_for
 
 K8S_DIR = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.33.0"
@@ -34,6 +37,8 @@ ARGON2_MIB = 19
 PROCESS_BASELINE_MIB = 128
 # Closing the pools and flushing spans after the drain (docs/operations.md).
 SHUTDOWN_FLUSH_SECONDS = 15
+# What a draining worker allows itself to record its last jobs (app/jobs/worker.py).
+WORKER_SETTLE_SECONDS = 10
 
 
 def _documents() -> list[dict[str, Any]]:
@@ -60,13 +65,20 @@ def _one(kind: str, component: str | None = None) -> dict[str, Any]:
     return matching[0]
 
 
-def _pod(kind: str) -> dict[str, Any]:
-    spec: dict[str, Any] = _one(kind)["spec"]["template"]["spec"]
+# Each workload by (kind, component): the API, the job worker, the migration Job.
+API = ("Deployment", "api")
+WORKER = ("Deployment", "worker")
+MIGRATE = ("Job", None)
+WORKLOADS = [API, WORKER, MIGRATE]
+
+
+def _pod(workload: tuple[str, str | None]) -> dict[str, Any]:
+    spec: dict[str, Any] = _one(*workload)["spec"]["template"]["spec"]
     return spec
 
 
-def _container(kind: str) -> dict[str, Any]:
-    containers = _pod(kind)["containers"]
+def _container(workload: tuple[str, str | None]) -> dict[str, Any]:
+    containers = _pod(workload)["containers"]
     assert len(containers) == 1
     container: dict[str, Any] = containers[0]
     return container
@@ -110,6 +122,7 @@ def test_every_kind_an_operator_needs_is_there() -> None:
         [
             "ConfigMap",
             "Deployment",
+            "Deployment",
             "HorizontalPodAutoscaler",
             "Job",
             "PodDisruptionBudget",
@@ -125,7 +138,7 @@ def test_every_kind_an_operator_needs_is_there() -> None:
 async def test_the_probes_hit_the_apps_health_routes_on_the_containers_port(
     client: httpx.AsyncClient,
 ) -> None:
-    container = _container("Deployment")
+    container = _container(API)
     port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
     probes = [container[name]["httpGet"] for name in PROBES]
 
@@ -139,16 +152,16 @@ async def test_the_probes_hit_the_apps_health_routes_on_the_containers_port(
 
 
 def test_the_readiness_probe_waits_longer_than_the_apps_own_check() -> None:
-    probe = _container("Deployment")["readinessProbe"]
+    probe = _container(API)["readinessProbe"]
 
     assert probe["timeoutSeconds"] > _settings().health_check_timeout_seconds
 
 
 def test_the_service_the_hpa_and_the_pdb_find_the_api_pods() -> None:
-    deployment = _one("Deployment")
+    deployment = _one(*API)
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     service = _one("Service")
-    port_names = {port["name"] for port in _container("Deployment")["ports"]}
+    port_names = {port["name"] for port in _container(API)["ports"]}
 
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert service["spec"]["selector"].items() <= labels.items()
@@ -180,8 +193,8 @@ def _env_names(container: dict[str, Any]) -> set[str]:
 
 def test_every_variable_is_a_setting_or_an_opentelemetry_one() -> None:
     names = set(_config()) | set(_secret())
-    for kind in ("Deployment", "Job"):
-        names |= _env_names(_container(kind))
+    for workload in WORKLOADS:
+        names |= _env_names(_container(workload))
 
     unknown = {name for name in names if name not in SETTING_NAMES and not name.startswith("OTEL_")}
     assert unknown == set()
@@ -205,11 +218,11 @@ def test_secrets_are_in_the_secret_and_only_settings_are() -> None:
 
 def test_both_workloads_read_the_configmap_and_mount_the_secret_in_secrets_dir() -> None:
     secrets_dir = _config()["SECRETS_DIR"]
-    for kind in ("Deployment", "Job"):
-        container = _container(kind)
+    for workload in WORKLOADS:
+        container = _container(workload)
         assert container["envFrom"] == [{"configMapRef": {"name": "groundwork"}}]
         mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
-        volumes = {volume["name"]: volume for volume in _pod(kind)["volumes"]}
+        volumes = {volume["name"]: volume for volume in _pod(workload)["volumes"]}
         mount = mounts[secrets_dir]
         assert mount["readOnly"] is True
         assert volumes[mount["name"]]["secret"]["secretName"] == "groundwork"
@@ -241,10 +254,11 @@ def test_the_secret_mounted_as_files_gives_the_settings_production_needs(
 # --- lifecycle ---------------------------------------------------------------------
 
 
-def test_the_api_serves_and_the_job_migrates() -> None:
-    assert _container("Deployment")["args"] == ["python", "-m", "app", "serve"]
-    assert _container("Job")["args"] == ["python", "-m", "app", "migrate"]
-    assert _pod("Job")["restartPolicy"] == "Never"
+def test_the_api_serves_the_worker_works_and_the_job_migrates() -> None:
+    assert _container(API)["args"] == ["python", "-m", "app", "serve"]
+    assert _container(WORKER)["args"] == ["python", "-m", "app", "worker"]
+    assert _container(MIGRATE)["args"] == ["python", "-m", "app", "migrate"]
+    assert _pod(MIGRATE)["restartPolicy"] == "Never"
 
 
 def test_the_grace_period_covers_the_drain_and_no_presleep_is_needed() -> None:
@@ -253,8 +267,8 @@ def test_the_grace_period_covers_the_drain_and_no_presleep_is_needed() -> None:
     assert drain is not None
     needed = drain + settings.shutdown_timeout_seconds + SHUTDOWN_FLUSH_SECONDS
 
-    assert _pod("Deployment")["terminationGracePeriodSeconds"] >= needed
-    assert "lifecycle" not in _container("Deployment")
+    assert _pod(API)["terminationGracePeriodSeconds"] >= needed
+    assert "lifecycle" not in _container(API)
 
 
 def test_one_process_per_container() -> None:
@@ -264,9 +278,11 @@ def test_one_process_per_container() -> None:
 # --- security and resources ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "Job"])
-def test_pods_run_as_the_images_user_on_a_read_only_root(kind: str) -> None:
-    pod, container = _pod(kind), _container(kind)
+@pytest.mark.parametrize("workload", WORKLOADS, ids=["api", "worker", "migrate"])
+def test_pods_run_as_the_images_user_on_a_read_only_root(
+    workload: tuple[str, str | None],
+) -> None:
+    pod, container = _pod(workload), _container(workload)
 
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == IMAGE_UID
@@ -278,8 +294,9 @@ def test_pods_run_as_the_images_user_on_a_read_only_root(kind: str) -> None:
     assert "emptyDir" in volumes[mounts["/tmp"]]  # noqa: S108
 
 
-def test_the_metrics_directory_is_a_writable_volume() -> None:
-    pod, container = _pod("Deployment"), _container("Deployment")
+@pytest.mark.parametrize("workload", [API, WORKER], ids=["api", "worker"])
+def test_the_metrics_directory_is_a_writable_volume(workload: tuple[str, str | None]) -> None:
+    pod, container = _pod(workload), _container(workload)
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
 
@@ -289,10 +306,50 @@ def test_the_metrics_directory_is_a_writable_volume() -> None:
 
 def test_memory_holds_the_process_and_its_concurrent_password_hashes() -> None:
     settings = _settings()
-    resources = _container("Deployment")["resources"]
+    resources = _container(API)["resources"]
     hashes = settings.password_hash_concurrency * settings.password_hash_memory_kib / 1024
     needed = settings.workers * (PROCESS_BASELINE_MIB + hashes)
 
     assert settings.password_hash_memory_kib / 1024 == ARGON2_MIB
     assert _mebibytes(resources["requests"]["memory"]) >= needed
     assert _mebibytes(resources["limits"]["memory"]) >= _mebibytes(resources["requests"]["memory"])
+
+
+# --- the job worker ----------------------------------------------------------------
+
+
+async def test_the_workers_probes_hit_its_own_routes_on_its_port(resources: Resources) -> None:
+    container = _container(WORKER)
+    port_names = {port["name"]: port["containerPort"] for port in container["ports"]}
+    probes = [container[name]["httpGet"] for name in PROBES]
+    app = probe_app(resources, alive=lambda: True, ready=lambda: True)
+
+    assert [probe["path"] for probe in probes] == ["/health/live", "/health/ready", "/health/live"]
+    async with client_for(app) as client:
+        for probe in probes:
+            assert (await client.get(probe["path"])).status_code == 200
+            assert probe["port"] in port_names
+    assert set(port_names.values()) == {_settings().worker_port}
+    # Inside a pod the probes come from the kubelet, not loopback.
+    assert _config()["WORKER_HOST"] == "0.0.0.0"  # noqa: S104
+
+
+def test_the_workers_grace_period_lets_the_job_in_hand_finish() -> None:
+    settings = _settings()
+    needed = settings.jobs_timeout_seconds + WORKER_SETTLE_SECONDS + SHUTDOWN_FLUSH_SECONDS
+
+    assert _pod(WORKER)["terminationGracePeriodSeconds"] >= needed
+
+
+def test_the_worker_is_not_selected_by_the_apis_service_hpa_or_pdb() -> None:
+    labels = _one(*WORKER)["spec"]["template"]["metadata"]["labels"]
+
+    for selector in (
+        _one("Service")["spec"]["selector"],
+        _one("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+    ):
+        assert not selector.items() <= labels.items()
+    assert (
+        _one("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"]
+        != (_one(*WORKER)["metadata"]["name"])
+    )

@@ -10,7 +10,9 @@ What differs from a user's machine:
   130, plus the host's CA bundle. It is named through the Dockerfile's
   PYTHON_IMAGE argument, as the stand-in has no digest.
 - postgres:17-alpine is PostgreSQL 15 on Debian (glibc); its entrypoint
-  honours only POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB.
+  honours only POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB, not the
+  POSTGRES_PASSWORD_FILE docker-compose.yml gives, so test_compose.py adds
+  POSTGRES_PASSWORD in a second compose file.
 - redis:7-alpine is Redis 7.0.15 on Debian (glibc).
 - The engine is podman 4.3 behind its Docker-compatible API, not Docker
   Engine: builds go through buildah (the classic builder, no BuildKit), and

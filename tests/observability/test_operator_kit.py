@@ -19,7 +19,9 @@ PROMETHEUS = ROOT / "docker" / "prometheus"
 GRAFANA = ROOT / "docker" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "groundwork.json"
 # The app's own metric families; others (up, process_*) come from Prometheus or the client.
-OURS = re.compile(r"(?<![:\w])((?:http|auth|db_pool|password_hash|rate_limit)_[a-z_]+)\b")
+OURS = re.compile(
+    r"(?<![:\w])((?:http|auth|db_pool|password_hash|rate_limit|jobs?|worker)_[a-z_]+)\b"
+)
 
 
 def promtool() -> str:
@@ -72,6 +74,8 @@ def test_every_slo_window_pair_has_an_alert() -> None:
         "GroundworkHigh5xxRate",
         "GroundworkReadinessFailing",
         "GroundworkDbPoolSaturated",
+        "GroundworkJobsDead",
+        "GroundworkJobsLate",
     } <= set(alerts)
 
 

@@ -27,7 +27,7 @@ from app.core.redaction import REDACTED, Redactor
 from app.identity.models import User
 from app.main import create_app
 from app.web.deps import SessionDep
-from tests.conftest import bearer, client_for
+from tests.conftest import bearer, client_for, run_jobs
 from tests.observability.conftest import LogLines
 
 PASSWORD = "first-Secret-passphrase-41"
@@ -91,6 +91,7 @@ async def refresh(j: Journey) -> None:
 async def reset_password(j: Journey) -> None:
     requested = await j.client.post("/api/v1/auth/password-reset/request", json={"email": j.email})
     assert requested.status_code == 202
+    await run_jobs(j.app.state.resources)
     mailer = j.app.state.resources.mailer
     assert isinstance(mailer, MemoryMailer)
     match = re.search(r"Reset token: (\S+)", mailer.outbox[-1].body)
@@ -221,6 +222,21 @@ async def test_no_secret_reaches_any_output(
         ({"note": "key is the-configured-secret!"}, {"note": f"key is {REDACTED}!"}),
         ({"items": ["the-configured-secret", 3]}, {"items": [REDACTED, 3]}),
         ({"user_id": "42", "status": 200}, {"user_id": "42", "status": 200}),
+        # A line of many fields is searched at once: a secret in any one is found...
+        (
+            {"route": "/r", "path": "/x/the-configured-secret", "status": 200, "ms": 1.5},
+            {"route": "/r", "path": f"/x/{REDACTED}", "status": 200, "ms": 1.5},
+        ),
+        # ...a sensitive key is replaced whatever its value's type...
+        (
+            {"token_count": 3, "path": "/plain/path"},
+            {"token_count": REDACTED, "path": "/plain/path"},
+        ),
+        # ...and two fields never join into a secret.
+        (
+            {"first": "the-configured", "second": "-secret"},
+            {"first": "the-configured", "second": "-secret"},
+        ),
     ],
 )
 def test_redactor_replaces_secrets_and_nothing_else(

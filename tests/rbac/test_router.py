@@ -6,8 +6,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from app.api.permissions import CATALOGUE
 from app.audit.models import AuditEvent
-from app.core.authz import Permission
 from app.core.resources import Resources
 from app.identity.models import Role, RolePermission
 from tests.conftest import Account, AccountFactory
@@ -16,7 +16,7 @@ ROLES = "/api/v1/roles"
 USERS = "/api/v1/users"
 AUDIT = "/api/v1/audit-events"
 ME = "/api/v1/users/me"
-EVERY_PERMISSION = sorted(permission.value for permission in Permission)
+EVERY_PERMISSION = [str(permission) for permission in CATALOGUE]
 
 
 def member_seed(seeded_grants: list[tuple[str, str]]) -> list[str]:
@@ -88,7 +88,7 @@ async def test_admin_sees_the_built_in_roles_and_their_permissions(
     assert all(set(role) == {"name", "permissions"} for role in response.json())
     roles = {role["name"]: role["permissions"] for role in response.json()}
     assert sorted(roles["admin"]) == EVERY_PERMISSION
-    assert len(roles["admin"]) == len(Permission)
+    assert len(roles["admin"]) == len(CATALOGUE)
     assert sorted(roles["member"]) == member_seed(seeded_grants)
     assert {"items:read", "items:write"} <= set(roles["member"])
 
@@ -155,6 +155,25 @@ async def test_an_unknown_permission_is_422_and_creates_nothing(
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert "custom" not in await list_roles(client, admin)
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_a_well_formed_permission_no_feature_declares_is_named_in_the_422(
+    client: httpx.AsyncClient, make_account: AccountFactory, method: str
+) -> None:
+    admin = await make_account(roles=("admin",))
+    body: dict[str, object] = {"permissions": ["items:read", "no_such_feature:read", "items:nuke"]}
+    if method == "POST":
+        body["name"] = "custom"
+    path = ROLES if method == "POST" else f"{ROLES}/member"
+    before = await list_roles(client, admin)
+
+    response = await client.request(method, path, json=body, headers=admin.headers)
+
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:groundwork:problem:unprocessable"
+    assert "items:nuke, no_such_feature:read" in response.json()["detail"]
+    assert await list_roles(client, admin) == before
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from app.api.permissions import CATALOGUE
 from app.audit.models import AuditEvent
 from app.core.resources import Resources
 from app.identity.models import Role, User, UserRole
@@ -628,3 +629,28 @@ async def test_a_user_writer_gives_roles_within_what_it_holds_and_takes_any_away
     assert given.json()["roles"] == ["helpdesk", "member"]
     assert kept.status_code == 200, kept.text
     assert await roles_of(client, auditor) == ["auditor"]
+
+
+@pytest.mark.parametrize("lacking", [None, *CATALOGUE])
+async def test_giving_admin_is_judged_against_the_whole_catalogue(
+    client: httpx.AsyncClient, make_account: AccountFactory, lacking: str | None
+) -> None:
+    """Admin holds every catalogued permission: only a caller holding each may give it."""
+    admin = await make_account(roles=("admin",))
+    held = [str(permission) for permission in CATALOGUE if permission != lacking]
+    created = await client.post(
+        ROLES, json={"name": "deputy", "permissions": held}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+    deputy, member = await make_account(), await make_account()
+    assert (await patch_user(client, admin, deputy.id, {"roles": ["deputy"]})).status_code == 200
+
+    response = await patch_user(client, deputy, member.id, {"roles": ["member", "admin"]})
+
+    if lacking is None:
+        assert response.status_code == 200, response.text
+        assert await roles_of(client, member) == ["admin", "member"]
+    else:
+        assert response.status_code == 403, response.text
+        assert lacking in response.json()["detail"]
+        assert await roles_of(client, member) == ["member"]

@@ -137,24 +137,22 @@ def forwarded_scheme(
     return _SCHEMES[scope_type].get(proto) if proto else None
 
 
-class ClientAddressMiddleware:
+class ClientAddresses:
+    """Rewrites a scope's client (and scheme) from what a trusted proxy says."""
+
     def __init__(
         self,
-        app: ASGIApp,
-        *,
         trusted_proxies: Iterable[Network],
         header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
     ) -> None:
-        self.app = app
         self.trusted = NetworkSet(trusted_proxies)
         self.header = header.encode("latin-1")
         self.rfc7239 = header == "forwarded"
         self.parse_chain = forwarded_for_chain if self.rfc7239 else x_forwarded_for_chain
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.trusted and scope["type"] in ("http", "websocket"):
+    def rewrite(self, scope: Scope) -> None:
+        if self.trusted:
             self._rewrite(scope)
-        await self.app(scope, receive, send)
 
     def _rewrite(self, scope: Scope) -> None:
         client = scope.get("client")
@@ -194,3 +192,22 @@ def _joined(scope: Scope, header: bytes) -> str | None:
     if not values:
         return None
     return ",".join(value.decode("latin-1") for value in values)
+
+
+class ClientAddressMiddleware:
+    """The same rewrite as an ASGI layer of its own (the app runs it in its edge layer)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trusted_proxies: Iterable[Network],
+        header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
+    ) -> None:
+        self.app = app
+        self.addresses = ClientAddresses(trusted_proxies, header)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            self.addresses.rewrite(scope)
+        await self.app(scope, receive, send)

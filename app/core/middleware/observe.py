@@ -1,11 +1,14 @@
 """Watch each request once: bind its log context, then write its access line and RED metrics.
 
-One wrapper serves logs and metrics alike, so both see the same route,
-status and duration, and the request pays for a single layer.
+One observation serves logs and metrics alike, so both see the same route,
+status and duration. The edge layer starts it once the request id and the
+real client address are known, and finishes it when the answer is sent or
+the request fails.
 """
 
 from __future__ import annotations
 
+from contextvars import Token
 from time import perf_counter
 from typing import Any
 
@@ -13,7 +16,7 @@ import structlog
 from asgi_correlation_id import correlation_id
 from opentelemetry import trace
 from opentelemetry.trace import format_span_id, format_trace_id
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.core import request_scope
 from app.core.metrics import (
@@ -30,56 +33,43 @@ log = structlog.get_logger("app.access")
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-class ObserveRequests:
-    """Sits inside the request-id middleware (the id is known) and outside the
-    error middleware (a crash is seen as the 500 it becomes)."""
+class Observation:
+    """One request, from its first byte to its answer."""
 
-    def __init__(self, app: ASGIApp, *, metrics_path: str = METRICS_PATH) -> None:
-        self.app = app
-        self.metrics_path = metrics_path
+    __slots__ = ("_counted", "_exemplar", "_method", "_scope", "_scope_token", "_started")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+    def __init__(self, scope: Scope, *, metrics_path: str = METRICS_PATH) -> None:
+        self._scope = scope
+        self._method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
         # Whatever an earlier request on this task bound (a user id) must not
         # leak into this one.
         structlog.contextvars.clear_contextvars()
-        exemplar = _bind_request_context(scope)
-        scope_token = request_scope.enter(scope)
+        self._exemplar = _bind_request_context(scope)
+        self._scope_token: Token[Scope | None] = request_scope.enter(scope)
         # A scrape is not traffic: counting it would skew every rate.
-        counted = scope["path"] != self.metrics_path
-        status = 500
-        if counted:
+        self._counted = scope["path"] != metrics_path
+        if self._counted:
             HTTP_REQUESTS_IN_PROGRESS.inc()
-        started = perf_counter()
+        self._started = perf_counter()
 
-        async def send_observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            elapsed = perf_counter() - started
-            route = request_scope.route_template(scope) or UNMATCHED_ROUTE
-            if counted:
-                HTTP_REQUESTS_IN_PROGRESS.dec()
-                HTTP_REQUESTS.labels(method, route, str(status)).inc()
-                HTTP_REQUEST_DURATION.labels(method, route).observe(elapsed, exemplar)
-            log.info(
-                "http.request",
-                route=route,
-                path=scope["path"],
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
-            request_scope.leave(scope_token)
-            structlog.contextvars.clear_contextvars()
+    def finish(self, status: int) -> None:
+        """The access line and the metrics; `status` is 500 for an answer never begun."""
+        elapsed = perf_counter() - self._started
+        scope = self._scope
+        route = request_scope.route_template(scope) or UNMATCHED_ROUTE
+        if self._counted:
+            HTTP_REQUESTS_IN_PROGRESS.dec()
+            HTTP_REQUESTS.labels(self._method, route, str(status)).inc()
+            HTTP_REQUEST_DURATION.labels(self._method, route).observe(elapsed, self._exemplar)
+        log.info(
+            "http.request",
+            route=route,
+            path=scope["path"],
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+        )
+        request_scope.leave(self._scope_token)
+        structlog.contextvars.clear_contextvars()
 
 
 def _bind_request_context(scope: Scope) -> dict[str, str] | None:
@@ -87,7 +77,7 @@ def _bind_request_context(scope: Scope) -> dict[str, str] | None:
     client = scope.get("client")
     fields: dict[str, Any] = {
         "method": scope["method"],
-        # Set by the client-address middleware from the trusted proxy chain.
+        # Set by the client-address step from the trusted proxy chain.
         "client_ip": client[0] if client else None,
     }
     span = trace.get_current_span()

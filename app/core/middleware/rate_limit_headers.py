@@ -1,15 +1,15 @@
 """X-RateLimit-* on every answer of a limited route, errors included.
 
-The route's limit dependency records its decision in the request scope; this
-layer writes it onto whatever response leaves, so a 401, 404 or 500 from a
-limited route tells the client its budget too.
+The route's limit dependency records its decision in the request scope; the
+edge layer writes it onto whatever response leaves, so a 401, 404 or 500 from
+a limited route tells the client its budget too.
 """
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
+from app.core.middleware.raw_headers import set_header
 from app.core.ratelimit import Decision
 
 SCOPE_KEY = "groundwork.rate_limit"
@@ -41,24 +41,7 @@ def record(scope: Scope, decision: Decision) -> None:
         holder.offer(decision)
 
 
-class RateLimitHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        holder = TightestLimit()
-        scope[SCOPE_KEY] = holder
-
-        async def send_with_limits(message: Message) -> None:
-            decision = holder.decision
-            if message["type"] == "http.response.start" and decision is not None:
-                headers = MutableHeaders(scope=message)
-                headers["X-RateLimit-Limit"] = str(decision.limit)
-                headers["X-RateLimit-Remaining"] = str(decision.remaining)
-                headers["X-RateLimit-Reset"] = str(decision.reset_after_seconds)
-            await send(message)
-
-        await self.app(scope, receive, send_with_limits)
+def write_limit_headers(headers: list[tuple[bytes, bytes]], decision: Decision) -> None:
+    set_header(headers, b"x-ratelimit-limit", str(decision.limit).encode())
+    set_header(headers, b"x-ratelimit-remaining", str(decision.remaining).encode())
+    set_header(headers, b"x-ratelimit-reset", str(decision.reset_after_seconds).encode())

@@ -1,15 +1,25 @@
-"""X-Request-ID: keep a well-formed incoming id, otherwise mint one."""
+"""X-Request-ID: keep a well-formed incoming id, otherwise mint one.
+
+The id lives in asgi-correlation-id's context variable, which the logs, the
+problem documents and the audit trail read; it is assigned here, by the edge
+layer, rather than by that library's middleware, so the request pays for no
+extra wrapper of `send`.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from asgi_correlation_id import CorrelationIdMiddleware
-from starlette.middleware import Middleware
+import structlog
+from asgi_correlation_id import correlation_id
+from starlette.types import Scope
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_HEADER_NAME = REQUEST_ID_HEADER.lower().encode("latin-1")
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+log = structlog.get_logger(__name__)
 
 
 def is_valid_request_id(value: str) -> bool:
@@ -20,10 +30,21 @@ def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def request_id_middleware() -> Middleware:
-    return Middleware(
-        CorrelationIdMiddleware,
-        header_name=REQUEST_ID_HEADER,
-        generator=new_request_id,
-        validator=is_valid_request_id,
-    )
+def assign_request_id(scope: Scope, incoming: bytes | None) -> str:
+    """This request's id: `incoming` when well-formed, else a new one.
+
+    The request's own headers are made to carry the id it ends up with, so
+    whatever reads the header downstream sees the same value as the logs.
+    """
+    value = incoming.decode("latin-1") if incoming else None
+    if value is not None and is_valid_request_id(value):
+        request_id = value
+    else:
+        request_id = new_request_id()
+        headers = [(name, v) for name, v in scope["headers"] if name != _HEADER_NAME]
+        headers.append((_HEADER_NAME, request_id.encode("latin-1")))
+        scope["headers"] = headers
+        if value:
+            log.warning("request_id.replaced", request_id=request_id)
+    correlation_id.set(request_id)
+    return request_id

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.responses import Response
 
 from app.core.errors import InvalidRequest, problem_response
 
@@ -17,9 +16,8 @@ from app.core.errors import InvalidRequest, problem_response
 _ALWAYS_SERVED = ("/health/", "/metrics")
 
 
-class TrustedHostMiddleware:
-    def __init__(self, app: ASGIApp, *, allowed_hosts: Iterable[str]) -> None:
-        self.app = app
+class TrustedHosts:
+    def __init__(self, allowed_hosts: Iterable[str]) -> None:
         hosts = [host.strip().lower() for host in allowed_hosts if host.strip()]
         self.any_host = "*" in hosts
         self.exact = frozenset(host for host in hosts if not host.startswith("*."))
@@ -29,26 +27,21 @@ class TrustedHostMiddleware:
     def allows(self, host: str) -> bool:
         return host in self.exact or host.endswith(self.suffixes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.any_host or scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        path: str = scope.get("path", "")
-        host = _hostname(Headers(scope=scope).get("host", ""))
-        if self.allows(host) or path.startswith(_ALWAYS_SERVED):
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        response = problem_response(
-            status=400,
-            slug=InvalidRequest.slug,
-            title=InvalidRequest.title,
-            detail="The Host header names a host this server does not serve.",
-            instance=path,
-        )
-        await response(scope, receive, send)
+    def serves(self, path: str, host_header: bytes | None) -> bool:
+        if self.any_host:
+            return True
+        host = _hostname(host_header.decode("latin-1") if host_header else "")
+        return self.allows(host) or path.startswith(_ALWAYS_SERVED)
+
+
+def wrong_host(path: str) -> Response:
+    return problem_response(
+        status=400,
+        slug=InvalidRequest.slug,
+        title=InvalidRequest.title,
+        detail="The Host header names a host this server does not serve.",
+        instance=path,
+    )
 
 
 def _hostname(host: str) -> str:

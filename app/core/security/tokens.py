@@ -28,6 +28,8 @@ _KEY_ID_HEX_CHARS = 16
 NEW_KEY_BYTES = 48
 # Issuer and verifier share one clock (this process, or replicas kept by NTP).
 _LEEWAY_SECONDS = 0
+# Verified tokens remembered at once; one token arrives on request after request.
+VERIFIED_CAPACITY = 10_000
 
 
 def key_id(key: str) -> str:
@@ -58,7 +60,25 @@ class IssuedToken:
 
 
 class AccessTokenCodec:
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    """Signs and verifies access tokens.
+
+    A token that verified is remembered with its claims until it expires:
+    a client sends the same token on every request for its whole lifetime,
+    and checking the signature and claims again costs each request more
+    than the rest of its authentication. Only the exact string that verified
+    is remembered (its signature cannot change without changing the string),
+    and its expiry is checked on every use. Revocation is not decided here:
+    the principal's login session is read from the database per request.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        capacity: int = VERIFIED_CAPACITY,
+        clock: Clock | None = None,
+    ) -> None:
+        """`clock` judges exp, iat and nbf, a remembered token's too (tests move it)."""
         self._clock = clock or Clock()
         self._key = settings.secret_key.get_secret_value()
         self._key_id = key_id(self._key)
@@ -67,6 +87,9 @@ class AccessTokenCodec:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+        self._capacity = capacity
+        # token -> (its claims, its `exp`), oldest first.
+        self._verified: dict[str, tuple[AccessClaims, int]] = {}
 
     def issue(self, *, subject: uuid.UUID, session_id: uuid.UUID, now: datetime) -> IssuedToken:
         claims = {
@@ -82,6 +105,22 @@ class AccessTokenCodec:
         return IssuedToken(token=token, expires_in=int(self._ttl.total_seconds()))
 
     def decode(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            claims, expires = known
+            # As PyJWT decides it, without leeway.
+            if expires > self._clock.now().timestamp():
+                return claims
+            del self._verified[token]
+            raise InvalidAccessToken("Signature has expired")
+        claims, expires = self._verify(token)
+        if len(self._verified) >= self._capacity:
+            # Dicts keep insertion order: the oldest entry goes first.
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (claims, expires)
+        return claims
+
+    def _verify(self, token: str) -> tuple[AccessClaims, int]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._verifying.get(kid) if isinstance(kid, str) else None
@@ -103,12 +142,13 @@ class AccessTokenCodec:
                 },
             )
             self._check_times(claims)
-            return AccessClaims(
+            verified = AccessClaims(
                 subject=uuid.UUID(claims["sub"]),
                 session_id=uuid.UUID(claims["sid"]),
                 issued_at=datetime.fromtimestamp(int(claims["iat"]), tz=UTC),
                 token_id=str(claims["jti"]),
             )
+            return verified, int(claims["exp"])
         except (jwt.PyJWTError, ValueError, TypeError, OverflowError) as exc:
             raise InvalidAccessToken(str(exc)) from exc
 

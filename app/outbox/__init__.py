@@ -1,0 +1,1 @@
+"""The transactional outbox: work that must follow a change, written in the change's transaction."""
