@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
@@ -54,6 +55,7 @@ from tests.helpers import (
     Operator,
     Ran,
     SettableClock,
+    SmtpServer,
     alembic_config,
     bearer,
     client_for,
@@ -72,6 +74,7 @@ __all__ = [
     "AccountFactory",
     "Operator",
     "Ran",
+    "SmtpServer",
     "alembic_config",
     "bearer",
     "client_for",
@@ -366,3 +369,16 @@ async def silent_port() -> AsyncIterator[int]:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[SmtpServer, int]]:
+    """A real SMTP server on a free loopback port: its handler and the port."""
+    server, port = SmtpServer(), free_port()
+    controller = Controller(server, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield server, port
+    finally:
+        server.gate.set()
+        controller.stop()

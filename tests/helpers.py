@@ -6,14 +6,19 @@ tests/factories.py; the fixtures over both are in tests/conftest.py.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email import message_from_bytes
+from email.message import Message
 from typing import Any
 
 import httpx
+from aiosmtpd.smtp import Envelope, Session
 from alembic.config import Config
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -180,3 +185,38 @@ class SettableClock(Clock):
     def resume(self) -> None:
         """Follow the real time again."""
         self._wall = None
+
+
+class SmtpServer:
+    """An SMTP server's handler (aiosmtpd) keeping what it accepts.
+
+    While `refusing`, every message is turned away with a 451; while `gate` is
+    shut, a message is held (and `holding` set) until it opens, so a test can
+    stop a delivery half-way.
+    """
+
+    # How long a held message waits for the gate at most.
+    HOLD_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.refused = 0
+        self.refusing = False
+        self.gate = threading.Event()
+        self.gate.set()
+        self.holding = threading.Event()
+
+    @property
+    def recipients(self) -> list[str]:
+        return [str(message["To"]) for message in self.messages]
+
+    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
+        if self.refusing:
+            self.refused += 1
+            return "451 4.3.0 Try again later"
+        if not self.gate.is_set():
+            self.holding.set()
+            await asyncio.to_thread(self.gate.wait, self.HOLD_SECONDS)
+        assert isinstance(envelope.content, bytes)
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"

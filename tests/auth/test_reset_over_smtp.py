@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from email import message_from_bytes
-from email.message import Message
+from collections.abc import Callable
 
-import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -18,39 +13,11 @@ from app.jobs.registry import HANDLERS
 from app.jobs.runner import JobRunner
 from app.outbox.models import OutboxMessage
 from tests.conftest import client_for, free_port, register, run_jobs
-from tests.helpers import SettableClock
-
-
-class Inbox:
-    """A mail server that keeps what it accepts; while `refusing`, it turns every message away."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-        self.refusing = False
-        self.refused = 0
-
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
-        if self.refusing:
-            self.refused += 1
-            return "451 4.3.0 Try again later"
-        assert isinstance(envelope.content, bytes)
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+from tests.helpers import SettableClock, SmtpServer
 
 
 async def test_reset_mail_goes_out_over_smtp_and_its_token_works(
-    app_factory: Callable[..., FastAPI], smtp_server: tuple[Inbox, int]
+    app_factory: Callable[..., FastAPI], smtp_server: tuple[SmtpServer, int]
 ) -> None:
     inbox, port = smtp_server
     app = app_factory(
@@ -102,7 +69,7 @@ async def test_an_unreachable_smtp_server_does_not_fail_the_request(
 
 
 async def test_reset_mail_refused_while_smtp_is_down_is_retried_and_delivered_once_it_is_back(
-    app_factory: Callable[..., FastAPI], smtp_server: tuple[Inbox, int]
+    app_factory: Callable[..., FastAPI], smtp_server: tuple[SmtpServer, int]
 ) -> None:
     inbox, port = smtp_server
     inbox.refusing = True
@@ -156,7 +123,7 @@ async def test_reset_mail_refused_while_smtp_is_down_is_retried_and_delivered_on
 
 
 async def test_a_mail_refused_at_every_attempt_ends_dead_and_is_not_tried_again(
-    app_factory: Callable[..., FastAPI], smtp_server: tuple[Inbox, int]
+    app_factory: Callable[..., FastAPI], smtp_server: tuple[SmtpServer, int]
 ) -> None:
     inbox, port = smtp_server
     inbox.refusing = True

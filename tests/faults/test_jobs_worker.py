@@ -12,18 +12,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from email import message_from_bytes
 from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope, Session
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -37,6 +33,7 @@ from app.outbox.models import OutboxMessage
 from app.outbox.writer import Outbox
 from tests.conftest import AccountFactory, free_port
 from tests.faults.conftest import PrivateRedis
+from tests.helpers import SmtpServer
 
 pytestmark = pytest.mark.faults
 
@@ -46,41 +43,6 @@ STOP_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05
 # Short, so a lost queue is rebuilt within the test's patience.
 REQUEUE_AFTER_SECONDS = 2.0
-
-
-class MailServer:
-    """An SMTP server that refuses while `refusing`, and holds a message while `gate` is shut."""
-
-    def __init__(self) -> None:
-        self.recipients: list[str] = []
-        self.refused = 0
-        self.refusing = False
-        self.gate = threading.Event()
-        self.gate.set()
-        self.holding = threading.Event()
-
-    async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
-        if self.refusing:
-            self.refused += 1
-            return "451 4.3.0 Try again later"
-        if not self.gate.is_set():
-            self.holding.set()
-            await asyncio.to_thread(self.gate.wait, WAIT_SECONDS)
-        assert isinstance(envelope.content, bytes)
-        self.recipients.append(str(message_from_bytes(envelope.content)["To"]))
-        return "250 OK"
-
-
-@pytest.fixture
-def mail_server() -> Iterator[tuple[MailServer, int]]:
-    server, port = MailServer(), free_port()
-    controller = Controller(server, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield server, port
-    finally:
-        server.gate.set()
-        controller.stop()
 
 
 @dataclass
@@ -101,7 +63,7 @@ class Worker:
 
 @pytest.fixture
 def start_worker(
-    settings: Settings, mail_server: tuple[MailServer, int], tmp_path: Path
+    settings: Settings, smtp_server: tuple[SmtpServer, int], tmp_path: Path
 ) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
@@ -116,7 +78,7 @@ def start_worker(
             "LOG_FORMAT": "json",
             "MAIL_BACKEND": "smtp",
             "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(mail_server[1]),
+            "SMTP_PORT": str(smtp_server[1]),
             "SMTP_STARTTLS": "false",
             "WORKER_PORT": str(port),
             "JOBS_POLL_SECONDS": "0.1",
@@ -207,11 +169,11 @@ async def in_redis(redis: PrivateRedis, *command: str) -> object:
 async def test_mail_refused_while_smtp_is_down_is_delivered_once_it_is_back(
     start_worker: Callable[..., Worker],
     private_redis: PrivateRedis,
-    mail_server: tuple[MailServer, int],
+    smtp_server: tuple[SmtpServer, int],
     make_account: AccountFactory,
     resources: Resources,
 ) -> None:
-    server, _ = mail_server
+    server, _ = smtp_server
     server.refusing = True
     [email] = await accounts(make_account, 1)
     worker = start_worker(private_redis.url)
@@ -245,12 +207,12 @@ async def test_mail_refused_while_smtp_is_down_is_delivered_once_it_is_back(
 async def test_a_redis_that_loses_its_queue_mid_run_loses_no_job(
     start_worker: Callable[..., Worker],
     private_redis: PrivateRedis,
-    mail_server: tuple[MailServer, int],
+    smtp_server: tuple[SmtpServer, int],
     make_account: AccountFactory,
     resources: Resources,
     loss: str,
 ) -> None:
-    server, _ = mail_server
+    server, _ = smtp_server
     emails = await accounts(make_account, 6)
     # One job at a time, and the first held at the SMTP server: the rest wait in Redis.
     server.gate.clear()
@@ -275,11 +237,11 @@ async def test_a_redis_that_loses_its_queue_mid_run_loses_no_job(
 async def test_two_workers_deliver_each_row_once(
     start_worker: Callable[..., Worker],
     private_redis: PrivateRedis,
-    mail_server: tuple[MailServer, int],
+    smtp_server: tuple[SmtpServer, int],
     make_account: AccountFactory,
     resources: Resources,
 ) -> None:
-    server, _ = mail_server
+    server, _ = smtp_server
     emails = await accounts(make_account, 20)
     first = start_worker(private_redis.url, JOBS_BATCH_SIZE="3")
     start_worker(private_redis.url, JOBS_BATCH_SIZE="3")
@@ -297,11 +259,11 @@ async def test_two_workers_deliver_each_row_once(
 async def test_sigterm_finishes_the_job_in_hand_and_takes_no_new_one(
     start_worker: Callable[..., Worker],
     private_redis: PrivateRedis,
-    mail_server: tuple[MailServer, int],
+    smtp_server: tuple[SmtpServer, int],
     make_account: AccountFactory,
     resources: Resources,
 ) -> None:
-    server, _ = mail_server
+    server, _ = smtp_server
     emails = await accounts(make_account, 4)
     server.gate.clear()
     worker = start_worker(private_redis.url, JOBS_CONCURRENCY="1")
