@@ -16,9 +16,8 @@ timeout, and OTEL_SDK_DISABLED.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import structlog
 from fastapi.telemetry import TelemetryConfig
@@ -29,7 +28,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from redis.asyncio import Redis
 
 from app.core.config import Settings
-from app.core.metrics import METRICS_PATH
 
 log = structlog.get_logger(__name__)
 
@@ -64,19 +62,27 @@ class Tracing:
             return trace.NoOpTracer()
         return self.provider.get_tracer(name)
 
-    def fastapi_config(self) -> TelemetryConfig:
-        """FastAPI's own server spans, on this provider; metrics and logs are ours."""
+    def request_tracer(self) -> trace.Tracer | None:
+        """The tracer of the server spans the edge layer makes; None when tracing is off."""
+        if self.provider is None:
+            return None
+        return self.provider.get_tracer("app.http")
+
+    @staticmethod
+    def fastapi_config() -> TelemetryConfig:
+        """FastAPI's own telemetry off: the edge layer makes the server span.
+
+        FastAPI's costs every request, sampled or not, more than the span is
+        worth on a cheap one (app/core/middleware/server_span.py says what).
+        Its dependency/endpoint spans stay off too: one server span per request
+        with the SQL and Redis spans as its children is what a user acts on.
+        """
         return {
-            "tracer_provider": self.provider,
-            "tracing": self.enabled,
+            "tracing": False,
             "metrics": False,
             "logs": False,
-            # One server span per request with the SQL and Redis spans as its
-            # children: the dependency/endpoint/serialization spans would triple
-            # the spans of every request for little a user acts on.
             "operation_spans": False,
             "auto_configure": False,
-            "exclude": _is_scrape,
         }
 
     @contextmanager
@@ -125,10 +131,6 @@ def _shut_down_within(provider: TracerProvider, seconds: float) -> None:
     flushing.join(seconds)
     if flushing.is_alive():
         log.warning("tracing.flush_abandoned", after_seconds=seconds)
-
-
-def _is_scrape(scope: MutableMapping[str, Any]) -> bool:
-    return bool(scope.get("path") == METRICS_PATH)
 
 
 def _resource(settings: Settings) -> Resource:
