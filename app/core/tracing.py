@@ -16,8 +16,9 @@ timeout, and OTEL_SDK_DISABLED.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import structlog
 from fastapi.telemetry import TelemetryConfig
@@ -109,9 +110,15 @@ class Tracing:
         # Per client and per provider, unlike `RedisInstrumentor().instrument()`,
         # which patches redis-py for the whole process.
         RedisInstrumentor.instrument_client(client, tracer_provider=self.provider)
+        # The instrumentation formats the command and starts a span even
+        # under a request that is not sampled; such a span is never recorded,
+        # so those commands go straight to the client's own method.
+        instrumented = client.execute_command
+        setattr(client, "execute_command", _traced_only_when_recording(instrumented))  # noqa: B010
         try:
             yield
         finally:
+            setattr(client, "execute_command", instrumented)  # noqa: B010
             RedisInstrumentor.uninstrument_client(client)
 
     def _otlp_exporter(self) -> SpanExporter:
@@ -120,6 +127,20 @@ class Tracing:
         # The endpoint is passed because it may come from `.env`, which the
         # SDK does not read; headers, timeout and compression it reads itself.
         return OTLPSpanExporter(endpoint=self._settings.otlp_traces_endpoint)
+
+
+def _traced_only_when_recording(
+    instrumented: Callable[..., Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
+    # The instrumentation wraps the client's own method (wrapt keeps it as `__wrapped__`).
+    plain: Callable[..., Awaitable[Any]] = getattr(instrumented, "__wrapped__")  # noqa: B009
+
+    async def execute_command(*args: Any, **kwargs: Any) -> Any:
+        if trace.get_current_span().is_recording():
+            return await instrumented(*args, **kwargs)
+        return await plain(*args, **kwargs)
+
+    return execute_command
 
 
 def _shut_down_within(provider: TracerProvider, seconds: float) -> None:
