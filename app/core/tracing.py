@@ -16,7 +16,7 @@ timeout, and OTEL_SDK_DISABLED.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,8 +24,8 @@ import structlog
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from redis.asyncio import Redis
 
 from app.core.config import Settings
@@ -92,7 +92,7 @@ class Tracing:
         if self.provider is None:
             yield
             return
-        exporter = self._exporter or self._otlp_exporter()
+        exporter = self._exporter or _BuiltOnFirstExport(self._otlp_exporter)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         try:
             yield
@@ -127,6 +127,36 @@ class Tracing:
         # The endpoint is passed because it may come from `.env`, which the
         # SDK does not read; headers, timeout and compression it reads itself.
         return OTLPSpanExporter(endpoint=self._settings.otlp_traces_endpoint)
+
+
+class _BuiltOnFirstExport(SpanExporter):
+    """An exporter built by the export thread when the first batch leaves.
+
+    Importing the OTLP exporter (requests, protobuf) takes about a tenth of a
+    second; built this way it is not on the path from process start to the
+    first answer.
+    """
+
+    def __init__(self, build: Callable[[], SpanExporter]) -> None:
+        self._build = build
+        self._built: SpanExporter | None = None
+        self._lock = threading.Lock()
+
+    def _exporter(self) -> SpanExporter:
+        with self._lock:
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter().export(spans)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._built is None or self._built.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if self._built is not None:
+            self._built.shutdown()
 
 
 def _traced_only_when_recording(
