@@ -82,7 +82,7 @@ def create_app(
         version="0.1.0",
         description="A production-grade FastAPI backend template.",
         lifespan=lifespan,
-        middleware=build_middleware(settings),
+        middleware=build_middleware(settings, tracer=tracing.request_tracer()),
         debug=settings.debug,
         telemetry=tracing.fastapi_config(),
         # /docs and /redoc are served by install_docs, from local files with their own CSP.

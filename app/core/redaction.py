@@ -29,6 +29,9 @@ _PATTERNS = (
     r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*",  # a JWT
     r"(?i:\bbearer\s+)[A-Za-z0-9._~+/=-]+",
 )
+# What a match of each pattern above must contain (the second in lower case).
+_JWT_START = "eyJ"
+_BEARER = "bearer"
 # Shorter values would blank out ordinary words.
 _MIN_SECRET_LENGTH = 6
 
@@ -60,6 +63,7 @@ class Redactor:
             {s for s in secrets if len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
         )
         self._values = re.compile("|".join([*_PATTERNS, *map(re.escape, literals)]))
+        self._literals = tuple(literals)
 
     def __call__(self, _logger: Any, _method: str, event_dict: EventDict) -> EventDict:
         if self._clean_already(event_dict):
@@ -85,7 +89,20 @@ class Redactor:
             elif not isinstance(value, bool | int | float):
                 # Containers are cleaned at every depth; anything else is left as is.
                 return False
-        return self._values.search("\0".join(texts)) is None
+        joined = "\0".join(texts)
+        return not self._may_match(joined) or self._values.search(joined) is None
+
+    def _may_match(self, text: str) -> bool:
+        """False when no pattern can match: what each needs, found by plain substring search.
+
+        The regular expression tries every alternative at every position; these
+        tests run in C and rule out the common line in a fraction of its time.
+        """
+        return (
+            _JWT_START in text
+            or _BEARER in text.lower()
+            or any(literal in text for literal in self._literals)
+        )
 
     def _clean(self, key: object, value: Any) -> Any:
         if isinstance(key, str) and _is_sensitive(key):

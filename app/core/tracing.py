@@ -16,7 +16,7 @@ timeout, and OTEL_SDK_DISABLED.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -24,12 +24,11 @@ import structlog
 from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from redis.asyncio import Redis
 
 from app.core.config import Settings
-from app.core.metrics import METRICS_PATH
 
 log = structlog.get_logger(__name__)
 
@@ -64,19 +63,27 @@ class Tracing:
             return trace.NoOpTracer()
         return self.provider.get_tracer(name)
 
-    def fastapi_config(self) -> TelemetryConfig:
-        """FastAPI's own server spans, on this provider; metrics and logs are ours."""
+    def request_tracer(self) -> trace.Tracer | None:
+        """The tracer of the server spans the edge layer makes; None when tracing is off."""
+        if self.provider is None:
+            return None
+        return self.provider.get_tracer("app.http")
+
+    @staticmethod
+    def fastapi_config() -> TelemetryConfig:
+        """FastAPI's own telemetry off: the edge layer makes the server span.
+
+        FastAPI's costs every request, sampled or not, more than the span is
+        worth on a cheap one (app/core/middleware/server_span.py says what).
+        Its dependency/endpoint spans stay off too: one server span per request
+        with the SQL and Redis spans as its children is what a user acts on.
+        """
         return {
-            "tracer_provider": self.provider,
-            "tracing": self.enabled,
+            "tracing": False,
             "metrics": False,
             "logs": False,
-            # One server span per request with the SQL and Redis spans as its
-            # children: the dependency/endpoint/serialization spans would triple
-            # the spans of every request for little a user acts on.
             "operation_spans": False,
             "auto_configure": False,
-            "exclude": _is_scrape,
         }
 
     @contextmanager
@@ -85,7 +92,7 @@ class Tracing:
         if self.provider is None:
             yield
             return
-        exporter = self._exporter or self._otlp_exporter()
+        exporter = self._exporter or _BuiltOnFirstExport(self._otlp_exporter)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         try:
             yield
@@ -103,9 +110,15 @@ class Tracing:
         # Per client and per provider, unlike `RedisInstrumentor().instrument()`,
         # which patches redis-py for the whole process.
         RedisInstrumentor.instrument_client(client, tracer_provider=self.provider)
+        # The instrumentation formats the command and starts a span even
+        # under a request that is not sampled; such a span is never recorded,
+        # so those commands go straight to the client's own method.
+        instrumented = client.execute_command
+        setattr(client, "execute_command", _traced_only_when_recording(instrumented))  # noqa: B010
         try:
             yield
         finally:
+            setattr(client, "execute_command", instrumented)  # noqa: B010
             RedisInstrumentor.uninstrument_client(client)
 
     def _otlp_exporter(self) -> SpanExporter:
@@ -114,6 +127,50 @@ class Tracing:
         # The endpoint is passed because it may come from `.env`, which the
         # SDK does not read; headers, timeout and compression it reads itself.
         return OTLPSpanExporter(endpoint=self._settings.otlp_traces_endpoint)
+
+
+class _BuiltOnFirstExport(SpanExporter):
+    """An exporter built by the export thread when the first batch leaves.
+
+    Importing the OTLP exporter (requests, protobuf) takes about a tenth of a
+    second; built this way it is not on the path from process start to the
+    first answer.
+    """
+
+    def __init__(self, build: Callable[[], SpanExporter]) -> None:
+        self._build = build
+        self._built: SpanExporter | None = None
+        self._lock = threading.Lock()
+
+    def _exporter(self) -> SpanExporter:
+        with self._lock:
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter().export(spans)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._built is None or self._built.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        if self._built is not None:
+            self._built.shutdown()
+
+
+def _traced_only_when_recording(
+    instrumented: Callable[..., Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
+    # The instrumentation wraps the client's own method (wrapt keeps it as `__wrapped__`).
+    plain: Callable[..., Awaitable[Any]] = getattr(instrumented, "__wrapped__")  # noqa: B009
+
+    async def execute_command(*args: Any, **kwargs: Any) -> Any:
+        if trace.get_current_span().is_recording():
+            return await instrumented(*args, **kwargs)
+        return await plain(*args, **kwargs)
+
+    return execute_command
 
 
 def _shut_down_within(provider: TracerProvider, seconds: float) -> None:
@@ -125,10 +182,6 @@ def _shut_down_within(provider: TracerProvider, seconds: float) -> None:
     flushing.join(seconds)
     if flushing.is_alive():
         log.warning("tracing.flush_abandoned", after_seconds=seconds)
-
-
-def _is_scrape(scope: MutableMapping[str, Any]) -> bool:
-    return bool(scope.get("path") == METRICS_PATH)
 
 
 def _resource(settings: Settings) -> Resource:

@@ -18,6 +18,7 @@ would count forever.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -63,6 +64,16 @@ class DrainingServer(Server):
         self.drain_seconds = drain_seconds
         self._stop_requested_at: float | None = None
         self._draining = False
+
+    async def startup(self, sockets: list[socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        # What start-up built (modules, routes, schemas: about 140,000 objects)
+        # lives as long as the process. Left to the collector, every full
+        # collection walks all of it, some 50 ms with the event loop stopped,
+        # and under load that pause is the tail latency. Frozen, a collection
+        # walks only what requests made since. Cyclic garbage left from
+        # start-up, if any, is kept: a one-off, bounded amount.
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn records the signal to raise it again once stopped, which

@@ -218,6 +218,9 @@ async def test_no_secret_reaches_any_output(
             {"headers": {"cookie": REDACTED, "accept": "*/*"}},
         ),
         ({"note": "sent Bearer abc.def-ghi"}, {"note": f"sent {REDACTED}"}),
+        # The scheme in any case, as the header allows.
+        ({"note": "sent BEARER abc.def-ghi"}, {"note": f"sent {REDACTED}"}),
+        ({"note": "sent bEaReR abc"}, {"note": f"sent {REDACTED}"}),
         ({"note": "jwt eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl end"}, {"note": f"jwt {REDACTED} end"}),
         ({"note": "key is the-configured-secret!"}, {"note": f"key is {REDACTED}!"}),
         ({"items": ["the-configured-secret", 3]}, {"items": [REDACTED, 3]}),

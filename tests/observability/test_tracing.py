@@ -12,7 +12,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from app.core.config import Settings
 from app.main import create_app
@@ -47,6 +47,48 @@ async def test_a_request_span_has_its_sql_statements_as_children(traced: Traced)
     assert (ping.attributes or {})["db.system.name"] in {"sqlite", "postgresql"}
     assert ping.name.startswith("SELECT ")
     assert all(span.context.trace_id == server.context.trace_id for span in sql)
+
+
+async def test_a_server_span_carries_the_request_and_answer_with_signatures_redacted(
+    traced: Traced,
+) -> None:
+    response = await traced.client.get("/api/v1/items?limit=5&sig=s3cr3t-signature")
+
+    assert response.status_code == 401
+    server = traced.server_span(response.headers["X-Request-ID"])
+    attributes = server.attributes or {}
+    assert server.name == "GET /api/v1/items"
+    assert server.kind is SpanKind.SERVER
+    assert attributes["http.request.method"] == "GET"
+    assert attributes["http.route"] == "/api/v1/items"
+    assert attributes["url.path"] == "/api/v1/items"
+    assert attributes["url.query"] == "limit=5&sig=REDACTED"
+    assert attributes["http.response.status_code"] == 401
+    assert attributes["server.address"] == "testserver"
+    assert "error.type" not in attributes
+
+
+async def test_a_path_no_route_matches_names_its_span_by_the_method_alone(traced: Traced) -> None:
+    response = await traced.client.get("/no/such/path")
+
+    assert response.status_code == 404
+    server = traced.server_span(response.headers["X-Request-ID"])
+    assert server.name == "GET"
+    assert "http.route" not in (server.attributes or {})
+
+
+async def test_a_server_error_marks_its_span_failed(traced: Traced) -> None:
+    @traced.app.get("/fail-for-test")
+    async def fail() -> None:
+        raise RuntimeError("boom")
+
+    response = await traced.client.get("/fail-for-test")
+
+    assert response.status_code == 500
+    server = traced.server_span(response.headers["X-Request-ID"])
+    assert server.status.status_code is StatusCode.ERROR
+    assert (server.attributes or {})["error.type"] == "500"
+    assert (server.attributes or {})["http.route"] == "/fail-for-test"
 
 
 async def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:

@@ -9,6 +9,7 @@ layer's wrapper of `send` costs a cheap request more than its own work.
 
 from __future__ import annotations
 
+from opentelemetry import trace
 from starlette.middleware import Middleware
 
 from app.core.config import Settings
@@ -18,18 +19,21 @@ from app.core.middleware.errors import UnhandledErrorMiddleware
 from app.core.middleware.timeout import RequestTimeoutMiddleware
 
 
-def build_middleware(settings: Settings, *, observe: bool = True) -> list[Middleware]:
+def build_middleware(
+    settings: Settings, *, tracer: trace.Tracer | None = None, observe: bool = True
+) -> list[Middleware]:
     """Outermost first. Each line says why it sits where it does.
 
+    `tracer` makes each request's server span (None: tracing is off).
     `observe=False` leaves out the access line and the request metrics (the
     observability benchmark's baseline).
     """
     return [
-        # Outermost: the client address, the request id, the access line and
-        # metrics, the Host check, CORS, and every header added to an answer
+        # Outermost: the client address, the request id, the server span, the
+        # access line and metrics, the Host check, CORS, and every header added to an answer
         # (X-RateLimit-*, hardening headers, X-Request-ID, Connection: close
         # while draining), in one pass; its module says in which order.
-        Middleware(EdgeMiddleware, settings=settings, observe=observe),
+        Middleware(EdgeMiddleware, settings=settings, tracer=tracer, observe=observe),
         # Bounds everything below, reading the body included, so a stalled
         # upload or a stuck handler ends in a 408/504 problem instead of hanging.
         Middleware(RequestTimeoutMiddleware, timeout_seconds=settings.request_timeout_seconds),

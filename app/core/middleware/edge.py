@@ -7,10 +7,12 @@ request (a health probe) more than its own work. In the order they apply:
 1. the real client address, from TRUSTED_PROXIES (client_address.py), before
    anything records who is calling;
 2. the request id (request_id.py), before anything logs;
-3. the observation (observe.py): log context now, the access line and the
+3. the server span (server_span.py), continuing an incoming W3C
+   `traceparent`, current while the request runs; `/metrics` scrapes get none;
+4. the observation (observe.py): log context now, the access line and the
    metrics once the answer is sent; every answer below is seen, refusals too;
-4. the Host check (trusted_host.py): a host we do not serve does no work;
-5. a CORS preflight is answered here without touching the app (cors.py).
+5. the Host check (trusted_host.py): a host we do not serve does no work;
+6. a CORS preflight is answered here without touching the app (cors.py).
 
 On the way out, onto the answer's status line, in one pass: the route's
 X-RateLimit-* (rate_limit_headers.py) and the CORS headers on answers of the
@@ -21,10 +23,12 @@ here included.
 
 from __future__ import annotations
 
+from opentelemetry import trace
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
+from app.core.metrics import METRICS_PATH
 from app.core.middleware.client_address import ClientAddresses
 from app.core.middleware.cors import CorsPolicy
 from app.core.middleware.drain import close_if_draining
@@ -33,6 +37,7 @@ from app.core.middleware.rate_limit_headers import SCOPE_KEY, TightestLimit, wri
 from app.core.middleware.raw_headers import add_missing
 from app.core.middleware.request_id import REQUEST_ID_HEADER, assign_request_id
 from app.core.middleware.security_headers import security_headers
+from app.core.middleware.server_span import ServerSpan
 from app.core.middleware.trusted_host import TrustedHosts, wrong_host
 
 _HOST = b"host"
@@ -43,9 +48,18 @@ _READ = frozenset({_HOST, _ORIGIN, _REQUEST_ID, _PREFLIGHT_METHOD})
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings, observe: bool = True) -> None:
-        """`observe=False` leaves out the access line and metrics (a benchmark's baseline)."""
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        tracer: trace.Tracer | None = None,
+        observe: bool = True,
+    ) -> None:
+        """`tracer` None: no server spans (tracing off); `observe=False` leaves out
+        the access line and metrics (a benchmark's baseline)."""
         self.app = app
+        self.tracer = tracer
         self.addresses = ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header)
         self.hosts = TrustedHosts(settings.trusted_hosts)
         self.cors = CorsPolicy(settings)
@@ -64,6 +78,12 @@ class EdgeMiddleware:
         self.addresses.rewrite(scope)
         read = _read_headers(scope)
         request_id = (_REQUEST_ID, assign_request_id(scope, read.get(_REQUEST_ID)).encode())
+        path: str = scope["path"]
+        span = (
+            ServerSpan(self.tracer, scope)
+            if self.tracer is not None and path != METRICS_PATH
+            else None
+        )
         observation = Observation(scope) if self.observe else None
         origin = read.get(_ORIGIN)
         limits = TightestLimit()
@@ -85,7 +105,7 @@ class EdgeMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        path: str = scope["path"]
+        error: BaseException | None = None
         try:
             if not self.hosts.serves(path, read.get(_HOST)):
                 await wrong_host(path)(scope, receive, send_edge)
@@ -95,9 +115,16 @@ class EdgeMiddleware:
                 scope[SCOPE_KEY] = limits
                 from_app = True
                 await self.app(scope, receive, send_edge)
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            if observation is not None:
-                observation.finish(status)
+            try:
+                if observation is not None:
+                    observation.finish(status)
+            finally:
+                if span is not None:
+                    span.finish(scope, status, error)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.addresses.rewrite(scope)
