@@ -8,18 +8,19 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from app.core.authz import Principal
 from app.core.etags import is_current_copy
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
+from app.core.resources import resources_of
 from app.idempotency.models import KEY_MAX_LENGTH
 from app.items.permissions import ItemsPermission
 from app.items.schemas import ItemCreate, ItemRead, ItemUpdate
 from app.items.service import ItemService, item_etag
-from app.web.deps import ResourcesDep, SessionDep, require
+from app.web.deps import SessionDep, require
 from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 
-async def get_item_service(session: SessionDep, resources: ResourcesDep) -> ItemService:
-    return ItemService(session, resources)
+async def get_item_service(session: SessionDep, request: Request) -> ItemService:
+    return ItemService(session, resources_of(request))
 
 
 ItemServiceDep = Annotated[ItemService, Depends(get_item_service)]

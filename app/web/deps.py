@@ -1,7 +1,11 @@
 """Dependencies shared by every router, as `Annotated` aliases.
 
 All are `async def`: FastAPI runs a plain `def` dependency in a worker
-thread, which costs more than anything these do.
+thread, which costs more than anything these do. The ones every
+authenticated request solves take the `Request` and read the resources from
+it rather than declaring `ResourcesDep`: FastAPI solves a declared
+sub-dependency again wherever it appears, cached or not, and these appear
+several times in each request's graph.
 """
 
 from __future__ import annotations
@@ -46,13 +50,13 @@ async def get_settings(resources: ResourcesDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # One session per request, shared by every service the request uses.
     # Services commit before they return; whatever they left uncommitted (a
     # read, a failed use case) is rolled back here. Nothing commits here: a
     # write committed after the answer was sent could be lost with the client
     # told it succeeded.
-    async with resources.sessionmaker() as session:
+    async with resources_of(request).sessionmaker() as session:
         yield session
 
 
@@ -77,17 +81,18 @@ def use_case(service: Callable[[AsyncSession, Resources, RequestContext], T]) ->
     use-case service, so a router declares what it needs and nothing else.
     """
 
-    async def build(session: SessionDep, resources: ResourcesDep, context: RequestContextDep) -> T:
-        return service(session, resources, context)
+    async def build(session: SessionDep, request: Request, context: RequestContextDep) -> T:
+        return service(session, resources_of(request), context)
 
     return Depends(build)
 
 
 async def get_principal(
     session: SessionDep,
-    resources: ResourcesDep,
+    request: Request,
     token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
+    resources = resources_of(request)
     if not token:
         raise Unauthorized("Send an access token as `Authorization: Bearer <token>`.")
     try:

@@ -1,0 +1,30 @@
+"""How many dependencies FastAPI solves for the authenticated items list, per request.
+
+FastAPI solves a declared sub-dependency again wherever the graph names it,
+cached or not, so each node in the tree is work done on every request.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
+
+# The rate limit, the permission check, the principal with its session and
+# bearer token, and the item service with the (cached) session.
+AUTHENTICATED_LIST_DEPENDENCIES = 7
+
+
+def solved_nodes(dependant: Dependant) -> int:
+    return sum(1 + solved_nodes(sub) for sub in dependant.dependencies)
+
+
+def test_the_authenticated_item_list_solves_seven_dependencies(app: FastAPI) -> None:
+    [dependant] = [
+        context.dependant
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute)
+        and context.path == "/api/v1/items"
+        and "GET" in (context.methods or ())
+    ]
+    assert solved_nodes(dependant) <= AUTHENTICATED_LIST_DEPENDENCIES
