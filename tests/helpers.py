@@ -53,6 +53,16 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def app_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `python -m app` process needs to use the test's database and key."""
+    return {
+        "APP_ENV": "test",
+        "DATABASE_URL": settings.database_url,
+        "SECRET_KEY": settings.secret_key.get_secret_value(),
+        **extra,
+    }
+
+
 def alembic_config(database_url: str) -> Config:
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))

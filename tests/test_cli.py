@@ -23,6 +23,7 @@ from sqlalchemy import select
 from app.core.resources import Resources
 from app.identity.models import User
 from tests.conftest import AccountFactory, Operator, free_port
+from tests.helpers import app_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,12 +48,7 @@ def run_cli(
 
 @pytest.fixture
 def cli_env(resources: Resources) -> dict[str, str]:
-    settings = resources.settings
-    return {
-        "APP_ENV": "test",
-        "DATABASE_URL": settings.database_url,
-        "SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
+    return app_environment(resources.settings)
 
 
 async def test_create_admin_is_idempotent(

@@ -19,6 +19,7 @@ from app.core.mail import MemoryMailer
 from app.core.resources import Resources
 from app.identity.models import User
 from tests.conftest import PASSWORD, AccountFactory, Operator, login, run_jobs
+from tests.helpers import app_environment
 
 RESET_REQUEST = "/api/v1/auth/password-reset/request"
 RESET_CONFIRM = "/api/v1/auth/password-reset/confirm"
@@ -84,12 +85,7 @@ async def test_set_password_from_the_cli_voids_outstanding_reset_tokens(
 ) -> None:
     account = await make_account()
     token = await request_token(client, resources, account.email)
-    settings = resources.settings
-    cli_env = {
-        "APP_ENV": "test",
-        "DATABASE_URL": settings.database_url,
-        "SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
+    cli_env = app_environment(resources.settings)
 
     result = await operator(
         "set-password",

@@ -28,6 +28,7 @@ import pytest
 
 from app.core.config import Settings
 from tests.conftest import PASSWORD, free_port
+from tests.helpers import app_environment
 
 pytestmark = pytest.mark.faults
 
@@ -67,10 +68,8 @@ def serve(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Served]]
     def start(*, workers: int, drain: float, timeout: float, **extra: str) -> Served:
         port = free_port()
         env = {
+            **app_environment(settings),
             "PATH": os.environ.get("PATH", ""),
-            "APP_ENV": "test",
-            "DATABASE_URL": settings.database_url,
-            "SECRET_KEY": settings.secret_key.get_secret_value(),
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "WORKERS": str(workers),

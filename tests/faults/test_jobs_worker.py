@@ -33,7 +33,7 @@ from app.outbox.models import OutboxMessage
 from app.outbox.writer import Outbox
 from tests.conftest import AccountFactory, free_port
 from tests.faults.conftest import PrivateRedis
-from tests.helpers import SmtpServer
+from tests.helpers import SmtpServer, app_environment
 
 pytestmark = pytest.mark.faults
 
@@ -70,10 +70,8 @@ def start_worker(
     def start(redis_url: str, **extra: str) -> Worker:
         port = free_port()
         env = {
+            **app_environment(settings),
             "PATH": os.environ.get("PATH", ""),
-            "APP_ENV": "test",
-            "DATABASE_URL": settings.database_url,
-            "SECRET_KEY": settings.secret_key.get_secret_value(),
             "REDIS_URL": redis_url,
             "LOG_FORMAT": "json",
             "MAIL_BACKEND": "smtp",
@@ -203,6 +201,19 @@ async def test_mail_refused_while_smtp_is_down_is_delivered_once_it_is_back(
     assert samples[("worker_heartbeat_timestamp_seconds", frozenset())] > time.time() - 60
 
 
+async def hold_the_first_delivery(
+    worker: Worker, server: SmtpServer, resources: Resources, emails: list[str]
+) -> Worker:
+    """Queue a reset per email; the worker's first delivery is held at the SMTP server.
+
+    With JOBS_CONCURRENCY=1 the rest wait in Redis meanwhile.
+    """
+    server.gate.clear()
+    await queue_resets(resources, emails)
+    await until(server.holding.is_set, "the first delivery to begin", worker)
+    return worker
+
+
 @pytest.mark.parametrize("loss", ["flush", "restart"])
 async def test_a_redis_that_loses_its_queue_mid_run_loses_no_job(
     start_worker: Callable[..., Worker],
@@ -214,11 +225,9 @@ async def test_a_redis_that_loses_its_queue_mid_run_loses_no_job(
 ) -> None:
     server, _ = smtp_server
     emails = await accounts(make_account, 6)
-    # One job at a time, and the first held at the SMTP server: the rest wait in Redis.
-    server.gate.clear()
-    worker = start_worker(private_redis.url, JOBS_CONCURRENCY="1")
-    await queue_resets(resources, emails)
-    await until(server.holding.is_set, "the first delivery to begin", worker)
+    worker = await hold_the_first_delivery(
+        start_worker(private_redis.url, JOBS_CONCURRENCY="1"), server, resources, emails
+    )
     assert await in_redis(private_redis, "LLEN", QUEUE_NAME) >= 1  # type: ignore[operator]
 
     if loss == "flush":
@@ -265,10 +274,9 @@ async def test_sigterm_finishes_the_job_in_hand_and_takes_no_new_one(
 ) -> None:
     server, _ = smtp_server
     emails = await accounts(make_account, 4)
-    server.gate.clear()
-    worker = start_worker(private_redis.url, JOBS_CONCURRENCY="1")
-    await queue_resets(resources, emails)
-    await until(server.holding.is_set, "the first delivery to begin", worker)
+    worker = await hold_the_first_delivery(
+        start_worker(private_redis.url, JOBS_CONCURRENCY="1"), server, resources, emails
+    )
 
     worker.process.send_signal(signal.SIGTERM)
     await until(lambda: worker.status("ready") == 503, "readiness to turn 503", worker)

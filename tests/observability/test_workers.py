@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
 from tests.conftest import free_port
+from tests.helpers import app_environment
 from tests.servers import START_TIMEOUT_SECONDS, STOP_TIMEOUT_SECONDS, serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,10 +34,8 @@ def two_workers(
     metrics_dir.mkdir()
     (metrics_dir / "counter_1.db").write_bytes(b"stale")
     env = {
+        **app_environment(settings),
         "PATH": os.environ.get("PATH", ""),
-        "APP_ENV": "test",
-        "DATABASE_URL": settings.database_url,
-        "SECRET_KEY": settings.secret_key.get_secret_value(),
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": "2",

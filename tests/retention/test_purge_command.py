@@ -10,6 +10,7 @@ from app.core.resources import Resources
 from app.db.types import utcnow
 from app.idempotency.models import IdempotencyRecord
 from tests.conftest import AccountFactory
+from tests.helpers import app_environment
 from tests.retention.rows import add_audit_event, add_idempotency_record, ids_of
 from tests.test_cli import run_cli
 
@@ -26,12 +27,7 @@ async def test_purge_deletes_what_is_past_its_time_and_prints_the_counts(
 
     result = run_cli(
         "purge",
-        env={
-            "APP_ENV": "test",
-            "DATABASE_URL": settings.database_url,
-            "SECRET_KEY": settings.secret_key.get_secret_value(),
-            "LOG_FORMAT": "json",
-        },
+        env=app_environment(settings, LOG_FORMAT="json"),
     )
 
     assert result.returncode == 0, result.stderr
