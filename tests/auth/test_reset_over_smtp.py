@@ -16,15 +16,20 @@ from tests.conftest import client_for, free_port, register, run_jobs
 from tests.helpers import SettableClock, SmtpServer
 
 
+def smtp_app(app_factory: Callable[..., FastAPI], port: int, **settings: object) -> FastAPI:
+    """An app sending its mail to the SMTP server on `port`, in plain text on loopback."""
+    return app_factory(
+        mail_backend="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False, **settings
+    )
+
+
 async def test_reset_mail_goes_out_over_smtp_and_its_token_works(
     app_factory: Callable[..., FastAPI], smtp_server: tuple[SmtpServer, int]
 ) -> None:
     inbox, port = smtp_server
-    app = app_factory(
-        mail_backend="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_starttls=False,
+    app = smtp_app(
+        app_factory,
+        port,
         mail_from="Groundwork <noreply@example.com>",
         password_reset_url="https://app.example.com/reset?token={token}",
     )
@@ -55,9 +60,7 @@ async def test_reset_mail_goes_out_over_smtp_and_its_token_works(
 async def test_an_unreachable_smtp_server_does_not_fail_the_request(
     app_factory: Callable[..., FastAPI],
 ) -> None:
-    app = app_factory(
-        mail_backend="smtp", smtp_host="127.0.0.1", smtp_port=free_port(), smtp_starttls=False
-    )
+    app = smtp_app(app_factory, free_port())
     async with LifespanManager(app), client_for(app) as client:
         await register(client, "nomail@example.com")
 
@@ -73,11 +76,9 @@ async def test_reset_mail_refused_while_smtp_is_down_is_retried_and_delivered_on
 ) -> None:
     inbox, port = smtp_server
     inbox.refusing = True
-    app = app_factory(
-        mail_backend="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_starttls=False,
+    app = smtp_app(
+        app_factory,
+        port,
         jobs_retry_base_seconds=60,
         jobs_max_attempts=5,
     )
@@ -127,11 +128,9 @@ async def test_a_mail_refused_at_every_attempt_ends_dead_and_is_not_tried_again(
 ) -> None:
     inbox, port = smtp_server
     inbox.refusing = True
-    app = app_factory(
-        mail_backend="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        smtp_starttls=False,
+    app = smtp_app(
+        app_factory,
+        port,
         jobs_retry_base_seconds=1,
         jobs_max_attempts=2,
     )
