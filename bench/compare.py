@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
 import shutil
@@ -39,8 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +50,12 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli import migrate  # noqa: E402
 from app.core.config import Settings  # noqa: E402
-from bench.observability import dummy_collector, free_port  # noqa: E402
+from bench._processes import Server, running  # noqa: E402
+from bench.observability import dummy_collector  # noqa: E402
 
 EMAIL = "bench@example.com"
 PASSWORD = "correct-horse-battery-staple"
 UNLIMITED = "1000000/minute"
-START_TIMEOUT_SECONDS = 60
 DEEP_PAGE = 500
 PAGE_SIZE = 20
 INSTALL_WRK = (
@@ -126,56 +123,6 @@ def wrk(
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     return Result(rate, percentile[50], percentile[99], requests)
-
-
-@dataclass
-class Server:
-    base: str
-    started_in: float
-    pid: int
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time the server process has used so far (Linux only)."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def running(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[Server]:
-    """A server process, from start to its first 200 on `probe`, stopped on leaving."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with log.open("a") as out:
-        started = time.perf_counter()
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [part.replace("{port}", str(port)) for part in command],
-            cwd=ROOT,
-            env={"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port)},
-            stdout=out,
-            stderr=out,
-        )
-        try:
-            with httpx.Client(base_url=base, timeout=2) as http:
-                while True:
-                    try:
-                        if http.get(probe).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    if process.poll() is not None or time.perf_counter() - started > 60:
-                        raise SystemExit(f"{command} did not start; see {log}")
-                    time.sleep(0.01)
-            yield Server(base, time.perf_counter() - started, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def project_env(args: argparse.Namespace, collector: str, metrics_dir: Path) -> dict[str, str]:

@@ -25,17 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -51,12 +47,12 @@ from app.core.config import Settings  # noqa: E402
 from app.core.middleware import build_middleware  # noqa: E402
 from app.main import create_app  # noqa: E402
 from bench._fixtures import token_for  # noqa: E402
+from bench._processes import Server, running  # noqa: E402
 
 SECRET_KEY = "benchmark-secret-key-that-is-long-enough-012345"
 PRODUCTION_SAMPLER = ("parentbased_traceidratio", "0.1")
 WARM_UP = 300
 IN_PROCESS_WARM_UP = 20
-START_TIMEOUT_SECONDS = 60
 
 
 def app_without_observability() -> FastAPI:
@@ -94,70 +90,24 @@ def dummy_collector() -> Iterator[str]:
         server.server_close()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    base: str
-    pid: int
-
-    def cpu_seconds(self) -> float | None:
-        """CPU time the server process has used (Linux); steadier than wall time on a busy box."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextmanager
 def server(factory: str, env: dict[str, str], log_path: Path) -> Iterator[Server]:
-    port = free_port()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                factory,
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--no-server-header",
-            ],
-            cwd=ROOT,
-            env={"PATH": os.environ.get("PATH", ""), **env},
-            stdout=log,
-            stderr=log,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while True:
-                try:
-                    if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{factory} did not start; see {log_path}")
-                time.sleep(0.2)
-            yield Server(base, process.pid)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    """`factory` under uvicorn, without access log, from start to its first live answer."""
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        factory,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--no-access-log",
+        "--no-server-header",
+    ]
+    with running(command, env, "/health/live", log_path) as started:
+        yield started
 
 
 async def throughput(base: str, token: str, requests: int, concurrency: int) -> float:
