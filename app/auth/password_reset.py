@@ -46,7 +46,7 @@ class PasswordResetService:
         so neither the answer nor its timing tells whether an account exists.
         The token is made when the mail is sent, so no secret waits in the outbox.
         """
-        self.outbox.add(RESET_MAIL, {"email": email})
+        self.outbox.add(RESET_MAIL, {"email": email}, now=self.resources.clock.now())
         await self.session.commit()
         log.info("auth.password_reset_requested")
 

@@ -7,6 +7,7 @@ cannot lose them. Callers own the commit.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -26,11 +27,15 @@ class Outbox:
         self.messages = OutboxRepository(session)
         self.context = context
 
-    def add(self, kind: str, payload: dict[str, Any]) -> OutboxMessage:
-        """A job of `kind` with `payload`, which must hold nothing secret.
+    def add(
+        self, kind: str, payload: dict[str, Any], *, now: datetime | None = None
+    ) -> OutboxMessage:
+        """A job of `kind` with `payload`, which must hold nothing secret, due at once.
 
         It carries the request's id and trace context (`traceparent`), so
-        the worker's logs and spans join the request's.
+        the worker's logs and spans join the request's. `now` is the app's
+        clock where the caller has it, so the job is due by the same time
+        the runner reads; without it, the row's defaults take the real time.
         """
         origin: dict[str, Any] = {}
         _TRACE_CONTEXT.inject(origin)
@@ -46,5 +51,7 @@ class Outbox:
             request_id=self.context.request_id,
             origin=origin,
         )
+        if now is not None:
+            message.created_at = message.available_at = now
         self.messages.add(message)
         return message
