@@ -15,7 +15,7 @@ from app.api import health, metrics, v1
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
 from app.api.permissions import CATALOGUE
-from app.api.routing import include
+from app.api.routing import include, index_static_paths
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -100,6 +100,7 @@ def create_app(
     include(app, health.router)
     include(app, metrics.router)
     include(app, v1.router)
+    index_static_paths(app)
     return app
 
 

@@ -13,11 +13,15 @@ what `include_router` gives (tests/api/test_routing.py compares the two).
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from fastapi import APIRouter, FastAPI
 from fastapi.datastructures import Default
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette._utils import get_route_path
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route
+from starlette.types import Receive, Scope, Send
 
 
 def include(parent: FastAPI | APIRouter, router: APIRouter) -> None:
@@ -86,3 +90,59 @@ def _routers(router: APIRouter) -> list[APIRouter]:
     # An included router appears in `routes` as FastAPI's branch holding it.
     nested = (getattr(route, "original_router", None) for route in router.routes)
     return [router, *(r for n in nested if isinstance(n, APIRouter) for r in _routers(n))]
+
+
+class StaticPaths(BaseRoute):
+    """The route for a path without parameters, found by one lookup instead of a scan.
+
+    A router tries its routes in order and takes the first that fully matches
+    (path and method), so for a fixed path that answer is known in advance:
+    it is worked out here, once, by asking each route in order, as the scan
+    would. Anything not in the table (a path with parameters, a method no
+    route takes, a trailing slash to redirect) finds no entry and goes on to
+    the usual scan, so 404, 405 with Allow and redirects are FastAPI's own.
+    Placed first in the app's routes, after every route is added; routes
+    added later are appended, never ahead of one the table names, and the
+    scan finds them. FastAPI's own telemetry (off here, app/core/tracing.py)
+    would not see the template of a route chosen here; scope["route"], which
+    the access log and the server span read, is set as before.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        # Only the leading run of plain routes with known methods: a mount, an
+        # included router or an any-method route may take any path it precedes.
+        plain: list[Route] = []
+        for route in routes:
+            if not isinstance(route, Route) or not route.methods:
+                break
+            plain.append(route)
+        self._table: dict[tuple[str, str], Route] = {}
+        for path in dict.fromkeys(r.path for r in plain if "{" not in r.path):
+            for route in plain:
+                for method in route.methods or ():
+                    probe = {"type": "http", "path": path, "root_path": "", "method": method}
+                    if (path, method) not in self._table and route.matches(probe)[0] is Match.FULL:
+                        self._table[(path, method)] = route
+
+    def _route(self, scope: Scope) -> Route | None:
+        if scope["type"] != "http":
+            return None
+        # The path as routes match it (below the root path), as Starlette computes it.
+        return self._table.get((get_route_path(scope), scope["method"]))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        route = self._route(scope)
+        return route.matches(scope) if route is not None else (Match.NONE, {})
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self._route(scope)
+        assert route is not None, "handled only after it matched"
+        await route.handle(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)  # the routes themselves answer
+
+
+def index_static_paths(app: FastAPI) -> None:
+    """Put a `StaticPaths` of the app's routes in front of them."""
+    app.router.routes.insert(0, StaticPaths(app.router.routes))

@@ -6,16 +6,17 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from app.api import health, metrics, v1
-from app.api.routing import include
+from app.api.routing import StaticPaths, include, index_static_paths
 
 
 def calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
@@ -104,7 +105,50 @@ def test_flat_routes_document_the_same_schema() -> None:
 
 def test_the_app_router_holds_plain_routes_only(app: FastAPI) -> None:
     """No nested router for a request to walk: each route is tried once, in one list."""
-    assert all(isinstance(route, Route) for route in app.router.routes)
+    index, *routes = app.router.routes
+    assert isinstance(index, StaticPaths)
+    assert all(isinstance(route, Route) for route in routes)
+
+
+def test_every_fixed_path_is_found_without_a_scan(app: FastAPI) -> None:
+    index, *routes = app.router.routes
+    fixed = [r for r in routes if isinstance(r, Route) and "{" not in r.path]
+    assert len(fixed) > 20
+    for route in fixed:
+        for method in route.methods or ():
+            scope = {"type": "http", "path": route.path, "root_path": "", "method": method}
+            assert index.matches(scope)[0] is Match.FULL, f"{method} {route.path}"
+
+
+def indexed(router: APIRouter) -> httpx.AsyncClient:
+    app = FastAPI()
+    include(app, router)
+    index_static_paths(app)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+
+
+async def test_the_index_picks_the_route_the_scan_would() -> None:
+    """Routes are tried in order: a path with a parameter declared first wins its paths."""
+    router = APIRouter(prefix="/things")
+
+    @router.get("/{name}")
+    async def by_name(name: str) -> str:
+        return f"by name {name}"
+
+    @router.get("/mine")
+    async def mine_get() -> str:  # never reached: /{name} comes first
+        return "mine"
+
+    @router.post("/mine")
+    async def mine_post() -> str:
+        return "posted"
+
+    async with indexed(router) as client:
+        assert (await client.get("/things/mine")).json() == "by name mine"
+        assert (await client.post("/things/mine")).json() == "posted"
+        assert (await client.put("/things/mine")).status_code == 405
+        assert (await client.get("/things/mine/")).status_code == 307
+        assert (await client.get("/nothing")).status_code == 404
 
 
 def test_url_path_for_names_the_flat_route(app: FastAPI) -> None:
