@@ -1,9 +1,14 @@
 """One logging configuration for the app, uvicorn and SQLAlchemy.
 
-structlog renders every record — our own events and the stdlib records of
-libraries — so the output is uniformly JSON lines or console lines. Fields
-of the request being served (request_id, trace_id, user_id, route, …) come
-from context variables, bound once per request by the observing middleware.
+One structlog processor chain renders every line — our own events and the
+stdlib records of libraries — so the output is uniformly JSON lines or
+console lines, one write and one flush each, on stderr. Our own events take
+structlog's native path: the chain runs in the caller and the rendered line
+goes straight to the output, with no `LogRecord` and no handler in between.
+Library records (uvicorn, SQLAlchemy, warnings) reach a stdlib handler whose
+formatter runs the same chain. Fields of the request being served
+(request_id, trace_id, user_id, route, …) come from context variables,
+bound once per request by the observing middleware.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import logging
 import logging.config
 import sys
-from typing import Any
+import threading
+import traceback
+from typing import Any, TextIO
 
 import structlog
 import structlog.tracebacks
@@ -21,6 +28,121 @@ from structlog.types import EventDict, Processor
 from app.core import request_scope
 from app.core.config import Settings
 from app.core.redaction import Redactor, configured_secrets
+
+
+class LogOutput:
+    """Where every rendered line goes: stderr, and any stream added to read them too.
+
+    A lock keeps lines whole when threads log at once; each line is flushed
+    as it is written, so a crash loses none.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stderr: TextIO = sys.stderr
+        self._extra: tuple[TextIO, ...] = ()
+
+    def use_stderr(self) -> None:
+        """The process's stderr as it is now: each configuration picks it up anew."""
+        self._stderr = sys.stderr
+
+    def add(self, stream: TextIO) -> None:
+        """Write every line to `stream` as well (tests read lines as rendered this way)."""
+        with self._lock:
+            self._extra = (*self._extra, stream)
+
+    def remove(self, stream: TextIO) -> None:
+        with self._lock:
+            self._extra = tuple(s for s in self._extra if s is not stream)
+
+    def write(self, line: str) -> None:
+        text = line + "\n"
+        with self._lock:
+            self._stderr.write(text)
+            self._stderr.flush()
+            for stream in self._extra:
+                stream.write(text)
+                stream.flush()
+
+
+output = LogOutput()
+
+
+class _Line:
+    """The logger structlog's native path writes to: any level, one rendered line."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        # Read by add_logger_name.
+        self.name = name
+
+    def msg(self, line: str) -> None:
+        output.write(line)
+
+    debug = info = warning = warn = error = err = exception = critical = fatal = msg
+
+
+def _line_factory(*args: Any) -> _Line:
+    # A nameless get_logger() is named after its caller's module, as stdlib's factory does.
+    return _Line(structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])(*args).name)
+
+
+class _BoundLogger(structlog.BoundLoggerBase):
+    """structlog's filtering logger, with the level of the latest configuration.
+
+    Loggers are cached on first use, so the level cannot be baked into the
+    class a logger is made of: each configuration copies the methods of
+    structlog's filtering class for the level onto this one (a disabled
+    level is a bare `return None`), and cached loggers follow.
+    """
+
+    @classmethod
+    def set_level(cls, level: str) -> None:
+        filtering = structlog.make_filtering_bound_logger(level)
+        for name, method in vars(filtering).items():
+            if not name.startswith("__"):
+                setattr(cls, name, method)
+
+    def _proxy_to_logger(self, method_name: str, event: str | None = None, **event_kw: Any) -> Any:
+        try:
+            args, kw = self._process_event(method_name, event, event_kw)
+            return getattr(self._logger, method_name)(*args, **kw)
+        except structlog.DropEvent:
+            return None
+        except Exception:
+            # As a stdlib handler does: a line that cannot be written never
+            # fails the code that logged it.
+            _report_failure()
+            return None
+
+
+def _report_failure() -> None:
+    if not logging.raiseExceptions:
+        return
+    try:
+        sys.stderr.write("--- Logging error ---\n")
+        traceback.print_exc(file=sys.stderr)
+    except OSError:  # stderr itself is gone
+        pass
+
+
+class _LineHandler(logging.Handler):
+    """Library records: rendered by the formatter (the same chain), written to the same output."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            output.write(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def _line_handler() -> logging.Handler:
+    handler = _LineHandler()
+    # The chain itself, not a copy (dictConfig would copy a list passed
+    # through it); no pre-chain: the chain adds a library record's context too.
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processors=_CHAIN))
+    return handler
 
 
 def _add_request_id(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
@@ -39,17 +161,17 @@ def _add_route(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-# Nothing here depends on settings: structlog caches loggers on first use, so
-# this chain is fixed for the life of the process. What depends on settings
-# (format, secrets) sits in the formatter, rebuilt by every configuration.
-_CONTEXT: list[Processor] = [
-    structlog.contextvars.merge_contextvars,
-    _add_request_id,
-    _add_route,
-    structlog.stdlib.add_log_level,
-    structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
-]
+def _drop_record_meta(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
+    # What ProcessorFormatter adds to a library record's event dict: the
+    # record itself (add_logger_name reads its name) and where it came from.
+    event_dict.pop("_record", None)
+    event_dict.pop("_from_structlog", None)
+    return event_dict
+
+
+# The one chain, for both kinds of line. Loggers cached on first use keep a
+# reference to this list: each configuration replaces its contents in place.
+_CHAIN: list[Processor] = []
 
 
 def configure_logging(settings: Settings) -> None:
@@ -67,34 +189,31 @@ def configure_logging(settings: Settings) -> None:
         exceptions = structlog.processors.format_exc_info
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
 
+    _CHAIN[:] = [
+        structlog.contextvars.merge_contextvars,
+        _add_request_id,
+        _add_route,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_record_meta,
+        exceptions,
+        Redactor(configured_secrets(settings)),
+        renderer,
+    ]
+    _BoundLogger.set_level(settings.log_level)
+    output.use_stderr()
     structlog.configure(
-        processors=[
-            # Drops a disabled level before any other work.
-            structlog.stdlib.filter_by_level,
-            *_CONTEXT,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=_CHAIN,
+        logger_factory=_line_factory,
+        wrapper_class=_BoundLogger,
         cache_logger_on_first_use=True,
     )
     logging.config.dictConfig(
         {
             "version": 1,
             "disable_existing_loggers": False,
-            "formatters": {
-                "structlog": {
-                    "()": structlog.stdlib.ProcessorFormatter,
-                    "foreign_pre_chain": _CONTEXT,
-                    "processors": [
-                        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        exceptions,
-                        Redactor(configured_secrets(settings)),
-                        renderer,
-                    ],
-                }
-            },
-            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+            "handlers": {"default": {"()": _line_handler}},
             "root": {"handlers": ["default"], "level": settings.log_level},
             "loggers": {
                 # Routed to the root handler: one format for everything.
@@ -123,7 +242,7 @@ def _skip_unused_record_fields() -> None:
     The caller's file and line (a walk up the stack), the thread, process
     and multiprocessing names: each log line is rendered from structlog's
     event dict alone. These switches are the "Optimization" the logging
-    HOWTO documents; they cost an access line about a sixth of its time.
+    HOWTO documents; they cost a library record about a sixth of its time.
     """
     logging._srcfile = None
     logging.logThreads = False
