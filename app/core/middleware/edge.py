@@ -77,14 +77,21 @@ class EdgeMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.addresses.rewrite(scope)
         read = _read_headers(scope)
-        request_id = (_REQUEST_ID, assign_request_id(scope, read.get(_REQUEST_ID)).encode())
+        assigned = assign_request_id(scope, read.get(_REQUEST_ID))
+        request_id = (_REQUEST_ID, assigned.encode())
         path: str = scope["path"]
         span = (
             ServerSpan(self.tracer, scope)
             if self.tracer is not None and path != METRICS_PATH
             else None
         )
-        observation = Observation(scope) if self.observe else None
+        observation = (
+            Observation(
+                scope, assigned, span.span if span is not None else trace.get_current_span()
+            )
+            if self.observe
+            else None
+        )
         origin = read.get(_ORIGIN)
         limits = TightestLimit()
         from_app = False

@@ -67,6 +67,10 @@ class ServerSpan:
 
     __slots__ = ("_method", "_span", "_token")
 
+    @property
+    def span(self) -> trace.Span:
+        return self._span
+
     def __init__(self, tracer: trace.Tracer, scope: Scope) -> None:
         method = scope["method"]
         known = method if method in _KNOWN_METHODS else "_OTHER"
