@@ -27,7 +27,7 @@ def is_valid_request_id(value: str) -> bool:
 
 
 def new_request_id() -> str:
-    """A random UUID (version 4) in hex, as `uuid.uuid4().hex` writes it, without the UUID object."""
+    """A random version-4 UUID in hex, as `uuid.uuid4().hex` writes it, minus the UUID object."""
     raw = bytearray(os.urandom(16))
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant

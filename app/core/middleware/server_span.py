@@ -61,6 +61,26 @@ class _RawHeaderGetter(Getter[RawHeaders]):
 
 _GETTER = _RawHeaderGetter()
 
+# What the W3C propagators (trace context and baggage, OTEL_PROPAGATORS'
+# default) read. When they are the only ones configured and a request
+# carries none of these headers, extracting finds nothing: the parent is an
+# empty context, which is what the trace context propagator returns then.
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_W3C_HEADERS = frozenset(name.encode("latin-1") for name in _W3C_FIELDS)
+_w3c_only: tuple[object, bool] = (None, False)
+
+
+def _parent_context(headers: RawHeaders) -> otel_context.Context:
+    """The incoming trace context (`propagate.extract`); no propagator runs when there is none."""
+    global _w3c_only
+    textmap = propagate.get_global_textmap()
+    if _w3c_only[0] is not textmap:
+        # Asked once per configured propagator: `fields` builds a new set each time.
+        _w3c_only = (textmap, textmap.fields <= _W3C_FIELDS)
+    if _w3c_only[1] and not any(name in _W3C_HEADERS for name, _ in headers):
+        return otel_context.Context()
+    return propagate.extract(headers, getter=_GETTER)
+
 
 class ServerSpan:
     """One request's span, current while the request runs."""
@@ -82,7 +102,7 @@ class ServerSpan:
         }
         if scope.get("http_version"):
             attributes["network.protocol.version"] = scope["http_version"]
-        parent = propagate.extract(scope["headers"], getter=_GETTER)
+        parent = _parent_context(scope["headers"])
         self._span = tracer.start_span(
             self._method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
