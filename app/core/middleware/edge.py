@@ -37,7 +37,7 @@ from app.core.middleware.rate_limit_headers import SCOPE_KEY, TightestLimit, wri
 from app.core.middleware.raw_headers import add_missing
 from app.core.middleware.request_id import REQUEST_ID_HEADER, assign_request_id
 from app.core.middleware.security_headers import security_headers
-from app.core.middleware.server_span import ServerSpan
+from app.core.middleware.server_span import IncomingContext, ServerSpan
 from app.core.middleware.trusted_host import TrustedHosts, wrong_host
 
 _HOST = b"host"
@@ -60,6 +60,7 @@ class EdgeMiddleware:
         the access line and metrics (a benchmark's baseline)."""
         self.app = app
         self.tracer = tracer
+        self.incoming = IncomingContext()
         self.addresses = ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header)
         self.hosts = TrustedHosts(settings.trusted_hosts)
         self.cors = CorsPolicy(settings)
@@ -81,7 +82,7 @@ class EdgeMiddleware:
         request_id = (_REQUEST_ID, assigned.encode())
         path: str = scope["path"]
         span = (
-            ServerSpan(self.tracer, scope)
+            ServerSpan(self.tracer, scope, self.incoming)
             if self.tracer is not None and path != METRICS_PATH
             else None
         )

@@ -67,19 +67,25 @@ _GETTER = _RawHeaderGetter()
 # empty context, which is what the trace context propagator returns then.
 _W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
 _W3C_HEADERS = frozenset(name.encode("latin-1") for name in _W3C_FIELDS)
-_w3c_only: tuple[object, bool] = (None, False)
 
 
-def _parent_context(headers: RawHeaders) -> otel_context.Context:
-    """The incoming trace context (`propagate.extract`); no propagator runs when there is none."""
-    global _w3c_only
-    textmap = propagate.get_global_textmap()
-    if _w3c_only[0] is not textmap:
-        # Asked once per configured propagator: `fields` builds a new set each time.
-        _w3c_only = (textmap, textmap.fields <= _W3C_FIELDS)
-    if _w3c_only[1] and not any(name in _W3C_HEADERS for name, _ in headers):
-        return otel_context.Context()
-    return propagate.extract(headers, getter=_GETTER)
+class IncomingContext:
+    """`propagate.extract` of a request's headers; no propagator runs when there is none to read."""
+
+    __slots__ = ("_textmap", "_w3c_only")
+
+    def __init__(self) -> None:
+        self._textmap: object = None
+        self._w3c_only = False
+
+    def of(self, headers: RawHeaders) -> otel_context.Context:
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            # Once per configured propagator: `fields` builds a new set each time.
+            self._textmap, self._w3c_only = textmap, textmap.fields <= _W3C_FIELDS
+        if self._w3c_only and not any(name in _W3C_HEADERS for name, _ in headers):
+            return otel_context.Context()
+        return propagate.extract(headers, getter=_GETTER)
 
 
 class ServerSpan:
@@ -91,7 +97,7 @@ class ServerSpan:
     def span(self) -> trace.Span:
         return self._span
 
-    def __init__(self, tracer: trace.Tracer, scope: Scope) -> None:
+    def __init__(self, tracer: trace.Tracer, scope: Scope, incoming: IncomingContext) -> None:
         method = scope["method"]
         known = method if method in _KNOWN_METHODS else "_OTHER"
         self._method = method if known == method else "HTTP"
@@ -102,7 +108,7 @@ class ServerSpan:
         }
         if scope.get("http_version"):
             attributes["network.protocol.version"] = scope["http_version"]
-        parent = _parent_context(scope["headers"])
+        parent = incoming.of(scope["headers"])
         self._span = tracer.start_span(
             self._method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
