@@ -15,6 +15,7 @@ from app.api import health, metrics, v1
 from app.api.docs import install_docs
 from app.api.openapi import install_openapi
 from app.api.permissions import CATALOGUE
+from app.api.routing import include, index_static_paths
 from app.core.clock import Clock
 from app.core.config import Settings
 from app.core.errors import install_error_handlers
@@ -95,9 +96,11 @@ def create_app(
     install_openapi(app)
     if settings.docs_enabled:
         install_docs(app)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(v1.router)
+    # Flat: a request finds its route in one list, not by walking nested routers.
+    include(app, health.router)
+    include(app, metrics.router)
+    include(app, v1.router)
+    index_static_paths(app)
     return app
 
 

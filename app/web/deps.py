@@ -87,11 +87,10 @@ def use_case(service: Callable[[AsyncSession, Resources, RequestContext], T]) ->
     return Depends(build)
 
 
-async def get_principal(
-    session: SessionDep,
-    request: Request,
-    token: Annotated[str | None, Depends(_bearer)],
-) -> Principal:
+BearerToken = Annotated[str | None, Depends(_bearer)]
+
+
+async def _authenticate(session: AsyncSession, request: Request, token: str | None) -> Principal:
     resources = resources_of(request)
     if not token:
         raise Unauthorized("Send an access token as `Authorization: Bearer <token>`.")
@@ -108,13 +107,20 @@ async def get_principal(
     return principal
 
 
+async def get_principal(session: SessionDep, request: Request, token: BearerToken) -> Principal:
+    return await _authenticate(session, request, token)
+
+
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only principals holding `permission`."""
 
-    async def check(principal: CurrentPrincipal) -> Principal:
+    # Authenticates itself rather than declaring `CurrentPrincipal`: one node
+    # fewer for FastAPI to solve on every request a permission guards.
+    async def check(session: SessionDep, request: Request, token: BearerToken) -> Principal:
+        principal = await _authenticate(session, request, token)
         if not principal.can(permission):
             raise Forbidden(f"This action needs the `{permission}` permission.")
         return principal
