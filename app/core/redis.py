@@ -1,7 +1,9 @@
 """The process's one Redis client, when `REDIS_URL` is set.
 
 Rate limits share it, and so can any feature that needs Redis: one
-connection pool per process, closed by the lifespan.
+connection pool per process, closed by the lifespan. The default limit's
+check, sent on every API request, also keeps a few connections of its own,
+made by this pool (app/core/ratelimit/connections.py).
 """
 
 from __future__ import annotations

@@ -495,9 +495,11 @@ Windows = tuple[RedisWindows, Redis]
 async def windows(redis_only: str) -> AsyncIterator[Windows]:
     """The app's Redis windows, and the Redis they count in."""
     redis = Redis.from_url(redis_only)
+    ours = RedisWindows(redis, KEY_PREFIX)
     try:
-        yield RedisWindows(redis, KEY_PREFIX), redis
+        yield ours, redis
     finally:
+        await ours.aclose()
         await redis.aclose()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.core.config import Settings
+from app.core.logging import output
 from app.core.tracing import Tracing
 from app.main import create_app
 from tests.conftest import client_for
@@ -46,21 +46,22 @@ class LogLines:
 
 @pytest.fixture
 def capture_logs() -> Iterator[Callable[[], LogLines]]:
-    """Call it once the app is built: every `create_app` replaces the root handlers."""
-    root = logging.getLogger()
-    handlers: list[logging.Handler] = []
+    """Call it once the app is built: the lines it writes from then on, as rendered.
+
+    The app's own events and library records reach one output, so reading
+    there sees both kinds of line, rendered by the latest configuration.
+    """
+    streams: list[io.StringIO] = []
 
     def attach() -> LogLines:
         lines = LogLines()
-        handler = logging.StreamHandler(lines.stream)
-        handler.setFormatter(root.handlers[0].formatter)
-        root.addHandler(handler)
-        handlers.append(handler)
+        output.add(lines.stream)
+        streams.append(lines.stream)
         return lines
 
     yield attach
-    for handler in handlers:
-        root.removeHandler(handler)
+    for stream in streams:
+        output.remove(stream)
 
 
 @dataclass

@@ -161,6 +161,28 @@ async def test_log_level_drops_quieter_events(
     assert [r["event"] for r in logs.records()] == ["loud"]
 
 
+async def test_a_logger_already_used_follows_each_later_configuration(
+    settings: Settings, capture_logs: LogCapture
+) -> None:
+    # Loggers are cached on first use, as the app's module-level ones are.
+    create_app(settings.model_copy(update={"log_level": "INFO"}))
+    log = structlog.get_logger("test.cached")
+    log.info("cached")
+
+    create_app(settings.model_copy(update={"log_level": "WARNING"}))
+    quiet = capture_logs()
+    log.info("dropped")
+    log.warning("kept")
+    assert [r["event"] for r in quiet.records()] == ["kept"]
+    create_app(settings.model_copy(update={"log_level": "DEBUG", "log_format": "console"}))
+    loud = capture_logs()
+    log.debug("now.shown")
+
+    assert "now.shown" in loud.text()
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(loud.text())
+
+
 async def test_console_format_is_not_json(settings: Settings, capture_logs: LogCapture) -> None:
     create_app(settings.model_copy(update={"log_format": "console"}))
     logs = capture_logs()

@@ -13,10 +13,8 @@ from opentelemetry import trace
 from starlette.middleware import Middleware
 
 from app.core.config import Settings
-from app.core.middleware.body_limit import BodyLimitMiddleware
 from app.core.middleware.edge import EdgeMiddleware
-from app.core.middleware.errors import UnhandledErrorMiddleware
-from app.core.middleware.timeout import RequestTimeoutMiddleware
+from app.core.middleware.guard import RequestGuardMiddleware
 
 
 def build_middleware(
@@ -34,13 +32,16 @@ def build_middleware(
         # (X-RateLimit-*, hardening headers, X-Request-ID, Connection: close
         # while draining), in one pass; its module says in which order.
         Middleware(EdgeMiddleware, settings=settings, tracer=tracer, observe=observe),
-        # Bounds everything below, reading the body included, so a stalled
-        # upload or a stuck handler ends in a 408/504 problem instead of hanging.
-        Middleware(RequestTimeoutMiddleware, timeout_seconds=settings.request_timeout_seconds),
-        # Checked at read time, after routing, so a route's own `@max_body_bytes`
-        # applies; under the timeout, so a trickled body is cut by the deadline.
-        Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
-        # Last, so an exception anywhere below becomes a problem+json 500
-        # while the request id is still bound.
-        Middleware(UnhandledErrorMiddleware),
+        # Inside the edge, so its answers carry the request id and headers; one
+        # layer for three promises, each of which must see the whole request:
+        # the deadline bounds everything below, reading the body included (a
+        # stalled upload or a stuck handler ends in a 408/504 problem instead
+        # of hanging); the body limit is checked at read time, after routing,
+        # so a route's own `@max_body_bytes` applies; and an exception from
+        # anywhere below becomes a problem+json 500.
+        Middleware(
+            RequestGuardMiddleware,
+            timeout_seconds=settings.request_timeout_seconds,
+            max_body_bytes=settings.max_body_bytes,
+        ),
     ]

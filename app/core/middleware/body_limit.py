@@ -11,7 +11,8 @@ route is known.
 Starlette's RequestBodyLimitMiddleware (behind FastAPI's `max_body_size=`)
 counts the same way but answers text/plain, from outside the app's error
 handlers; every error of this API is problem+json, so the limit is enforced
-here instead, and `max_body_size=` is not used.
+here instead, and `max_body_size=` is not used. The guard layer (guard.py)
+counts; this module says what the limit is and what going over it answers.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Scope
 
 from app.core.errors import PayloadTooLarge, problem_response
-from app.core.middleware.tracked_send import TrackedSend
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 _ROUTE_LIMIT = "__max_body_bytes__"
@@ -55,53 +55,28 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, detail=f"The request body is larger than {limit} bytes.")
 
 
-class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        declared = _content_length(scope)
-        received = 0
-
-        def limit() -> int:
-            route_limit = _route_limit(scope)
-            return self.max_body_bytes if route_limit is None else route_limit
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            if declared is not None and declared > limit():
-                raise BodyTooLarge(limit())
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit():
-                    raise BodyTooLarge(limit())
-            return message
-
-        tracked = TrackedSend(send)
-        try:
-            await self.app(scope, limited_receive, tracked)
-        except BodyTooLarge as exc:
-            # Reached only if no route handler rendered it (e.g. no route matched).
-            if tracked.started:
-                raise
-            response = problem_response(
-                status=PayloadTooLarge.status,
-                slug=PayloadTooLarge.slug,
-                title=PayloadTooLarge.title,
-                detail=exc.detail,
-                instance=scope["path"],
-                headers={"Connection": "close"},
-            )
-            await response(scope, receive, send)
+def route_limit(scope: Scope, default: int) -> int:
+    """The body limit of the matched route: its own, else `default` (MAX_BODY_BYTES)."""
+    limit = _route_limit(scope)
+    return default if limit is None else limit
 
 
-def _content_length(scope: Scope) -> int | None:
-    value = Headers(scope=scope).get("content-length")
-    # A malformed length never reaches the app: the server refuses the framing.
-    return int(value) if value is not None and value.isdigit() else None
+def too_large(scope: Scope, exc: BodyTooLarge) -> Response:
+    """The 413 when no route handler rendered the refusal (e.g. no route matched)."""
+    return problem_response(
+        status=PayloadTooLarge.status,
+        slug=PayloadTooLarge.slug,
+        title=PayloadTooLarge.title,
+        detail=exc.detail,
+        instance=scope["path"],
+        headers={"Connection": "close"},
+    )
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length; None when it has none."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            # A malformed length never reaches the app: the server refuses the framing.
+            return int(value) if value.isdigit() else None
+    return None

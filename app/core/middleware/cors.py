@@ -98,7 +98,11 @@ class CorsPolicy:
 
 def _vary_on_origin(headers: list[tuple[bytes, bytes]]) -> None:
     # As Starlette does: every Vary value so far, then Origin, in one header.
-    set_header(headers, _VARY, b", ".join([*values_of(headers, _VARY), b"Origin"]))
+    present = values_of(headers, _VARY)
+    if present:
+        set_header(headers, _VARY, b", ".join([*present, b"Origin"]))
+    else:
+        headers.append((_VARY, b"Origin"))
 
 
 async def _never_called(*_args: object) -> None:  # pragma: no cover - the policy wraps no app

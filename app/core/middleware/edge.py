@@ -37,7 +37,7 @@ from app.core.middleware.rate_limit_headers import SCOPE_KEY, TightestLimit, wri
 from app.core.middleware.raw_headers import add_missing
 from app.core.middleware.request_id import REQUEST_ID_HEADER, assign_request_id
 from app.core.middleware.security_headers import security_headers
-from app.core.middleware.server_span import ServerSpan
+from app.core.middleware.server_span import IncomingContext, ServerSpan
 from app.core.middleware.trusted_host import TrustedHosts, wrong_host
 
 _HOST = b"host"
@@ -60,6 +60,7 @@ class EdgeMiddleware:
         the access line and metrics (a benchmark's baseline)."""
         self.app = app
         self.tracer = tracer
+        self.incoming = IncomingContext()
         self.addresses = ClientAddresses(settings.trusted_proxies, settings.trusted_proxy_header)
         self.hosts = TrustedHosts(settings.trusted_hosts)
         self.cors = CorsPolicy(settings)
@@ -77,14 +78,21 @@ class EdgeMiddleware:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.addresses.rewrite(scope)
         read = _read_headers(scope)
-        request_id = (_REQUEST_ID, assign_request_id(scope, read.get(_REQUEST_ID)).encode())
+        assigned = assign_request_id(scope, read.get(_REQUEST_ID))
+        request_id = (_REQUEST_ID, assigned.encode())
         path: str = scope["path"]
         span = (
-            ServerSpan(self.tracer, scope)
+            ServerSpan(self.tracer, scope, self.incoming)
             if self.tracer is not None and path != METRICS_PATH
             else None
         )
-        observation = Observation(scope) if self.observe else None
+        observation = (
+            Observation(
+                scope, assigned, span.span if span is not None else trace.get_current_span()
+            )
+            if self.observe
+            else None
+        )
         origin = read.get(_ORIGIN)
         limits = TightestLimit()
         from_app = False

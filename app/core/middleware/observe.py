@@ -8,23 +8,22 @@ the request fails.
 
 from __future__ import annotations
 
-from contextvars import Token
+from contextvars import Token, copy_context
 from time import perf_counter
 from typing import Any
 
 import structlog
-from asgi_correlation_id import correlation_id
 from opentelemetry import trace
 from opentelemetry.trace import format_span_id, format_trace_id
 from starlette.types import Scope
+from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 
 from app.core import request_scope
 from app.core.metrics import (
-    HTTP_REQUEST_DURATION,
-    HTTP_REQUESTS,
     HTTP_REQUESTS_IN_PROGRESS,
     METRICS_PATH,
     UNMATCHED_ROUTE,
+    request_series,
 )
 
 log = structlog.get_logger("app.access")
@@ -38,13 +37,21 @@ class Observation:
 
     __slots__ = ("_counted", "_exemplar", "_method", "_scope", "_scope_token", "_started")
 
-    def __init__(self, scope: Scope, *, metrics_path: str = METRICS_PATH) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        request_id: str,
+        span: trace.Span,
+        *,
+        metrics_path: str = METRICS_PATH,
+    ) -> None:
+        """`span`: the request's server span, current while it runs."""
         self._scope = scope
         self._method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
         # Whatever an earlier request on this task bound (a user id) must not
         # leak into this one.
-        structlog.contextvars.clear_contextvars()
-        self._exemplar = _bind_request_context(scope)
+        _clear_log_context()
+        self._exemplar = _bind_request_context(scope, request_id, span)
         self._scope_token: Token[Scope | None] = request_scope.enter(scope)
         # A scrape is not traffic: counting it would skew every rate.
         self._counted = scope["path"] != metrics_path
@@ -59,8 +66,9 @@ class Observation:
         route = request_scope.route_template(scope) or UNMATCHED_ROUTE
         if self._counted:
             HTTP_REQUESTS_IN_PROGRESS.dec()
-            HTTP_REQUESTS.labels(self._method, route, str(status)).inc()
-            HTTP_REQUEST_DURATION.labels(self._method, route).observe(elapsed, self._exemplar)
+            requests, duration = request_series(self._method, route, status)
+            requests.inc()
+            duration.observe(elapsed, self._exemplar)
         log.info(
             "http.request",
             route=route,
@@ -69,10 +77,21 @@ class Observation:
             duration_ms=round(elapsed * 1000, 2),
         )
         request_scope.leave(self._scope_token)
-        structlog.contextvars.clear_contextvars()
+        _clear_log_context()
 
 
-def _bind_request_context(scope: Scope) -> dict[str, str] | None:
+def _clear_log_context() -> None:
+    """`structlog.contextvars.clear_contextvars()`, setting only what is bound.
+
+    structlog's own sets every log variable this task ever bound, bound now
+    or not; each set copies the context.
+    """
+    for var, value in copy_context().items():
+        if value is not Ellipsis and var.name.startswith(STRUCTLOG_KEY_PREFIX):
+            var.set(Ellipsis)
+
+
+def _bind_request_context(scope: Scope, request_id: str, span: trace.Span) -> dict[str, str] | None:
     """Bind what every line of this request carries; the exemplar for its latency sample."""
     client = scope.get("client")
     fields: dict[str, Any] = {
@@ -80,7 +99,6 @@ def _bind_request_context(scope: Scope) -> dict[str, str] | None:
         # Set by the client-address step from the trusted proxy chain.
         "client_ip": client[0] if client else None,
     }
-    span = trace.get_current_span()
     context = span.get_span_context()
     exemplar = None
     if context.is_valid:
@@ -89,9 +107,7 @@ def _bind_request_context(scope: Scope) -> dict[str, str] | None:
         # Only a recorded span can be found in the trace store.
         fields["span_id"] = format_span_id(context.span_id)
         exemplar = {"trace_id": fields["trace_id"]}
-        request_id = correlation_id.get()
-        if request_id is not None:
-            span.set_attribute("request_id", request_id)
+        span.set_attribute("request_id", request_id)
         if client:
             span.set_attribute("client.address", client[0])
     structlog.contextvars.bind_contextvars(**fields)

@@ -61,13 +61,43 @@ class _RawHeaderGetter(Getter[RawHeaders]):
 
 _GETTER = _RawHeaderGetter()
 
+# What the W3C propagators (trace context and baggage, OTEL_PROPAGATORS'
+# default) read. When they are the only ones configured and a request
+# carries none of these headers, extracting finds nothing: the parent is an
+# empty context, which is what the trace context propagator returns then.
+_W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
+_W3C_HEADERS = frozenset(name.encode("latin-1") for name in _W3C_FIELDS)
+
+
+class IncomingContext:
+    """`propagate.extract` of a request's headers; no propagator runs when there is none to read."""
+
+    __slots__ = ("_textmap", "_w3c_only")
+
+    def __init__(self) -> None:
+        self._textmap: object = None
+        self._w3c_only = False
+
+    def of(self, headers: RawHeaders) -> otel_context.Context:
+        textmap = propagate.get_global_textmap()
+        if textmap is not self._textmap:
+            # Once per configured propagator: `fields` builds a new set each time.
+            self._textmap, self._w3c_only = textmap, textmap.fields <= _W3C_FIELDS
+        if self._w3c_only and not any(name in _W3C_HEADERS for name, _ in headers):
+            return otel_context.Context()
+        return propagate.extract(headers, getter=_GETTER)
+
 
 class ServerSpan:
     """One request's span, current while the request runs."""
 
     __slots__ = ("_method", "_span", "_token")
 
-    def __init__(self, tracer: trace.Tracer, scope: Scope) -> None:
+    @property
+    def span(self) -> trace.Span:
+        return self._span
+
+    def __init__(self, tracer: trace.Tracer, scope: Scope, incoming: IncomingContext) -> None:
         method = scope["method"]
         known = method if method in _KNOWN_METHODS else "_OTHER"
         self._method = method if known == method else "HTTP"
@@ -78,7 +108,7 @@ class ServerSpan:
         }
         if scope.get("http_version"):
             attributes["network.protocol.version"] = scope["http_version"]
-        parent = propagate.extract(scope["headers"], getter=_GETTER)
+        parent = incoming.of(scope["headers"])
         self._span = tracer.start_span(
             self._method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )

@@ -66,6 +66,11 @@ class RateLimiter:
         self._rules = dict(rules)
         self._redis = redis
         self._shared = RedisWindows(redis, KEY_PREFIX) if redis is not None else None
+        self._counters = (
+            {name: self._shared.counter(rule.strategy, rule.item) for name, rule in rules.items()}
+            if self._shared is not None
+            else {}
+        )
         # With no Redis, where every limit counts. With Redis, where the limits
         # that are never skipped count as well, and alone while Redis is out.
         self._memory = MemoryStorage()
@@ -99,8 +104,10 @@ class RateLimiter:
                 rule, allowed, await in_process.get_window_stats(rule.item, name, *key)
             )
 
+        counter = self._counters[name]
+
         async def count() -> Decision:
-            return _decision(rule, *await shared.hit(rule.strategy, rule.item, name, *key))
+            return _decision(rule, *await counter.hit((name, *key), 1))
 
         decision = await self._guard.call(rule.name, count)
         if not rule.never_skipped:
@@ -151,6 +158,8 @@ class RateLimiter:
         timer = getattr(self._memory, "timer", None)
         if timer is not None and not timer.done():
             timer.cancel()
+        if self._shared is not None:
+            await self._shared.aclose()
 
     def _unchecked(self, rule: Rule) -> Decision:
         """The default limit's answer when the storage failed: RATE_LIMIT_FAIL_OPEN decides."""

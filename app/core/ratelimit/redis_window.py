@@ -1,4 +1,4 @@
-"""The limits counted in Redis: our own scripts, over our own keys, on the app's own client.
+"""The limits counted in Redis: our own scripts, over our own keys, on the app's own Redis.
 
 `limits` counts a request (`hit`) and reports what is left
 (`get_window_stats`) in two calls, each a round trip, and every API request
@@ -8,7 +8,10 @@ sliding-window counter, moving window and fixed window give the same
 answers; tests/core/test_ratelimit.py holds each script to limits' answers),
 but the keys, their layout and the client belong to this module alone, so
 nothing here leans on how limits stores its counters or builds its client.
-In process memory, limits itself counts (limiter.py).
+In process memory, limits itself counts (limiter.py). A traced request's
+script call goes through the app's client, so that it has its span; any
+other is packed here and sent on the limiter's own connections
+(connections.py), which spares it most of the client's work per command.
 
 Keys: `<prefix>:<strategy>:{<identifiers>/<amount>/<seconds>}` plus a
 suffix per stored value. The braces make every key of one counter hash to
@@ -20,11 +23,16 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from limits import RateLimitItem
 from limits.util import WindowStats
+from opentelemetry import trace
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from app.core.ratelimit.connections import Connections
 
 # Every key this project writes to Redis for limits starts so (the lockout's too).
 KEY_PREFIX = "groundwork:ratelimit"
@@ -135,46 +143,122 @@ class RedisWindows:
         self._key_prefix = key_prefix
         # redis-py sends a script's hash and loads the script only when Redis lacks it.
         self._scripts = {name: redis.register_script(text) for name, text in _SCRIPTS.items()}
-        self._sequence = 0
+        self._connections = Connections(redis)
+        self._counters: dict[tuple[Strategy, RateLimitItem], Counter] = {}
+
+    def counter(self, strategy: Strategy, item: RateLimitItem) -> Counter:
+        """One limit's counters, its keys and its script call prepared once."""
+        counter = self._counters.get((strategy, item))
+        if counter is None:
+            script = self._scripts[strategy]
+            counter = Counter(strategy, item, self._key_prefix, script, self._connections)
+            self._counters[(strategy, item)] = counter
+        return counter
 
     async def hit(
         self, strategy: Strategy, item: RateLimitItem, *identifiers: str, cost: int = 1
     ) -> tuple[bool, WindowStats]:
         """Count `cost` against the window if it fits; the window's state after the attempt."""
-        return await self._run(strategy, item, identifiers, cost)
+        return await self.counter(strategy, item).hit(identifiers, cost)
 
     async def test(
         self, strategy: Strategy, item: RateLimitItem, *identifiers: str
     ) -> tuple[bool, WindowStats]:
         """Whether one more request would fit, and the window's state, counting nothing."""
-        return await self._run(strategy, item, identifiers, 0)
+        return await self.counter(strategy, item).hit(identifiers, 0)
 
     async def clear(self, strategy: Strategy, item: RateLimitItem, *identifiers: str) -> None:
         await self._redis.delete(*self.keys(strategy, item, *identifiers))
 
     def keys(self, strategy: Strategy, item: RateLimitItem, *identifiers: str) -> list[str]:
         """Where one counter lives (sliding window: the previous window, then the current)."""
-        counter = "/".join((*identifiers, str(item.amount), str(item.get_expiry())))
-        return [
-            f"{self._key_prefix}:{strategy}:{{{counter}}}:{suffix}"
-            for suffix in _SUFFIXES[strategy]
-        ]
+        return self.counter(strategy, item).keys(identifiers)
 
-    async def _run(
-        self, strategy: Strategy, item: RateLimitItem, identifiers: tuple[str, ...], cost: int
-    ) -> tuple[bool, WindowStats]:
-        window_ms = item.get_expiry() * 1000
-        args: list[str | int] = [item.amount, window_ms, cost]
-        if strategy == "moving-window":
-            # Entries of one counter must differ; a counter per process and a
-            # time-derived prefix keep two replicas' entries apart.
+    async def aclose(self) -> None:
+        await self._connections.aclose()
+
+
+class Counter:
+    """One limit in Redis: the script call for any identifiers, packed from parts made once.
+
+    A request that is traced calls the script through the client, whose
+    instrumentation (app/core/tracing.py) makes the command a span under the
+    request's; any other goes straight to the limiter's own connections.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        item: RateLimitItem,
+        key_prefix: str,
+        script: AsyncScript,
+        connections: Connections,
+    ) -> None:
+        self.strategy = strategy
+        self.item = item
+        self._script = script
+        self._connections = connections
+        self._window_ms = item.get_expiry() * 1000
+        self._key_head = f"{key_prefix}:{strategy}:{{"
+        self._key_tail = f"{item.amount}/{item.get_expiry()}"
+        self._suffixes = _SUFFIXES[strategy]
+        self._moving = strategy == "moving-window"
+        # Moving window: ARGV[4] names this request's entries. They must
+        # differ within one counter; a counter per process and a
+        # time-derived prefix keep two replicas' entries apart.
+        self._sequence = 0
+        # EVALSHA, the hash, the number of keys, the keys, then ARGV.
+        length = b"*%d\r\n" % (3 + len(self._suffixes) + (4 if self._moving else 3))
+        self._evalsha = length + _bulk(b"EVALSHA") + _bulk(script.sha.encode())
+        text = script.script if isinstance(script.script, bytes) else str(script.script).encode()
+        self._eval = length + _bulk(b"EVAL") + _bulk(text)
+        self._key_count = _bulk(b"%d" % len(self._suffixes))
+        self._limit_and_window = _bulk(b"%d" % item.amount) + _bulk(b"%d" % self._window_ms)
+
+    def keys(self, identifiers: tuple[str, ...]) -> list[str]:
+        counter = "/".join((*identifiers, self._key_tail))
+        return [f"{self._key_head}{counter}}}:{suffix}" for suffix in self._suffixes]
+
+    async def hit(self, identifiers: tuple[str, ...], cost: int) -> tuple[bool, WindowStats]:
+        """Count `cost` (0: only read) against the window of `identifiers`; its state after."""
+        keys = self.keys(identifiers)
+        extra: tuple[str, ...] = ()
+        if self._moving:
             self._sequence += 1
-            args.append(f"{time.time_ns():x}.{id(self):x}.{self._sequence}")
-        answer = await self._scripts[strategy](
-            keys=self.keys(strategy, item, *identifiers), args=args
-        )
+            extra = (f"{time.time_ns():x}.{id(self):x}.{self._sequence}",)
+        if trace.get_current_span().is_recording():
+            answer = await self._script(
+                keys=keys, args=[self.item.amount, self._window_ms, cost, *extra]
+            )
+        else:
+            answer = await self._call(keys, cost, extra)
         values = [int(v) for v in answer]
-        return bool(values[0]), _stats(strategy, item, values[1:])
+        return bool(values[0]), _stats(self.strategy, self.item, values[1:])
+
+    async def _call(self, keys: list[str], cost: int, extra: tuple[str, ...]) -> Any:
+        operands = b"".join(
+            (
+                self._key_count,
+                *[_bulk(key.encode()) for key in keys],
+                self._limit_and_window,
+                _COSTS.get(cost) or _bulk(b"%d" % cost),
+                *[_bulk(value.encode()) for value in extra],
+            )
+        )
+        try:
+            return await self._connections.call(self._evalsha + operands)
+        except NoScriptError:
+            # Redis restarted, failed over or was flushed: EVAL sends the
+            # script itself, and Redis keeps it for the next EVALSHA.
+            return await self._connections.call(self._eval + operands)
+
+
+def _bulk(value: bytes) -> bytes:
+    """One argument of a command in the Redis protocol (RESP)."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+_COSTS = {cost: _bulk(b"%d" % cost) for cost in (0, 1)}
 
 
 def _stats(strategy: Strategy, item: RateLimitItem, values: list[int]) -> WindowStats:
