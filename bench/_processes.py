@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,25 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 60
+
+
+def uvicorn_command(factory: str, *options: str) -> list[str]:
+    """`factory` served by uvicorn on 127.0.0.1 and the `{port}` `running` fills in,
+    without uvicorn's access log or Server header."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        factory,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--no-access-log",
+        "--no-server-header",
+        *options,
+    ]
 
 
 def free_port() -> int:

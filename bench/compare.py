@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.cli import migrate  # noqa: E402
 from app.core.config import Settings  # noqa: E402
-from bench._processes import Server, running  # noqa: E402
+from bench._processes import Server, running, uvicorn_command  # noqa: E402
 from bench.observability import dummy_collector  # noqa: E402
 
 EMAIL = "bench@example.com"
@@ -152,21 +152,7 @@ def project_env(args: argparse.Namespace, collector: str, metrics_dir: Path) -> 
 
 
 PROJECT = [sys.executable, "-m", "app", "serve"]
-BARE = [
-    sys.executable,
-    "-m",
-    "uvicorn",
-    "bench.bare:create_app",
-    "--factory",
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "{port}",
-    "--no-access-log",
-    "--no-server-header",
-    "--log-level",
-    "warning",
-]
+BARE = uvicorn_command("bench.bare:create_app", "--log-level", "warning")
 
 
 async def create_database(database_url: str) -> None:

@@ -47,7 +47,7 @@ from app.core.config import Settings  # noqa: E402
 from app.core.middleware import build_middleware  # noqa: E402
 from app.main import create_app  # noqa: E402
 from bench._fixtures import token_for  # noqa: E402
-from bench._processes import Server, running  # noqa: E402
+from bench._processes import Server, running, uvicorn_command  # noqa: E402
 
 SECRET_KEY = "benchmark-secret-key-that-is-long-enough-012345"
 PRODUCTION_SAMPLER = ("parentbased_traceidratio", "0.1")
@@ -93,19 +93,7 @@ def dummy_collector() -> Iterator[str]:
 @contextmanager
 def server(factory: str, env: dict[str, str], log_path: Path) -> Iterator[Server]:
     """`factory` under uvicorn, without access log, from start to its first live answer."""
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        factory,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--no-access-log",
-        "--no-server-header",
-    ]
+    command = uvicorn_command(factory)
     with running(command, env, "/health/live", log_path) as started:
         yield started
 
