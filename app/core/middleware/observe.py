@@ -8,7 +8,7 @@ the request fails.
 
 from __future__ import annotations
 
-from contextvars import Token, copy_context
+from contextvars import ContextVar, Token
 from time import perf_counter
 from typing import Any
 
@@ -16,6 +16,7 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.trace import format_span_id, format_trace_id
 from starlette.types import Scope
+from structlog.contextvars import _CONTEXT_VARS as _STRUCTLOG_VARS
 from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 
 from app.core import request_scope
@@ -80,35 +81,51 @@ class Observation:
         _clear_log_context()
 
 
+def _log_variable(key: str) -> ContextVar[Any]:
+    """structlog's context variable for `key`, made as `bind_contextvars` makes it."""
+    name = STRUCTLOG_KEY_PREFIX + key
+    var = _STRUCTLOG_VARS.get(name)
+    if var is None:
+        var = _STRUCTLOG_VARS[name] = ContextVar(name, default=Ellipsis)
+    return var
+
+
+# What every request binds, set straight on structlog's own variables:
+# `bind_contextvars` builds each variable's name and finds it on every call.
+_METHOD = _log_variable("method")
+_CLIENT_IP = _log_variable("client_ip")
+_TRACE_ID = _log_variable("trace_id")
+_SPAN_ID = _log_variable("span_id")
+
+
 def _clear_log_context() -> None:
     """`structlog.contextvars.clear_contextvars()`, setting only what is bound.
 
     structlog's own sets every log variable this task ever bound, bound now
-    or not; each set copies the context.
+    or not; each set copies the context. Its variables are few, each read
+    in one call; the context holds more.
     """
-    for var, value in copy_context().items():
-        if value is not Ellipsis and var.name.startswith(STRUCTLOG_KEY_PREFIX):
+    for var in tuple(_STRUCTLOG_VARS.values()):
+        if var.get() is not Ellipsis:
             var.set(Ellipsis)
 
 
 def _bind_request_context(scope: Scope, request_id: str, span: trace.Span) -> dict[str, str] | None:
     """Bind what every line of this request carries; the exemplar for its latency sample."""
     client = scope.get("client")
-    fields: dict[str, Any] = {
-        "method": scope["method"],
-        # Set by the client-address step from the trusted proxy chain.
-        "client_ip": client[0] if client else None,
-    }
+    _METHOD.set(scope["method"])
+    # Set by the client-address step from the trusted proxy chain.
+    _CLIENT_IP.set(client[0] if client else None)
     context = span.get_span_context()
-    exemplar = None
-    if context.is_valid:
-        fields["trace_id"] = format_trace_id(context.trace_id)
-    if span.is_recording():
-        # Only a recorded span can be found in the trace store.
-        fields["span_id"] = format_span_id(context.span_id)
-        exemplar = {"trace_id": fields["trace_id"]}
-        span.set_attribute("request_id", request_id)
-        if client:
-            span.set_attribute("client.address", client[0])
-    structlog.contextvars.bind_contextvars(**fields)
-    return exemplar
+    if not context.is_valid:
+        return None
+    trace_id = format_trace_id(context.trace_id)
+    _TRACE_ID.set(trace_id)
+    if not span.is_recording():
+        return None
+    # Only a recorded span can be found in the trace store.
+    _SPAN_ID.set(format_span_id(context.span_id))
+    span.set_attribute("request_id", request_id)
+    if client:
+        span.set_attribute("client.address", client[0])
+    return {"trace_id": trace_id}
