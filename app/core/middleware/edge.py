@@ -65,6 +65,7 @@ class EdgeMiddleware:
         self.hosts = TrustedHosts(settings.trusted_hosts)
         self.cors = CorsPolicy(settings)
         self.hardening = security_headers(hsts=settings.is_production)
+        self.hardening_names = frozenset(name for name, _ in self.hardening)
         self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,7 +108,7 @@ class EdgeMiddleware:
                     if limits.decision is not None:
                         write_limit_headers(headers, limits.decision)
                     self.cors.write_headers(headers, origin)
-                add_missing(headers, self.hardening)
+                add_missing(headers, self.hardening, self.hardening_names)
                 headers.append(request_id)
                 close_if_draining(headers, scope.get("app"))
                 message["headers"] = headers
