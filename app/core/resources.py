@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
+from app.core.app_state import state_value
 from app.core.authz import PermissionCatalogue
 from app.core.clock import Clock
 from app.core.config import Settings
@@ -54,11 +55,11 @@ class Resources:
 
 def resources_of_app(app: object) -> Resources | None:
     """The app's resources while its lifespan runs; None before, or for another app."""
-    resources = getattr(getattr(app, "state", None), "resources", None)
+    resources = state_value(getattr(app, "state", None), "resources")
     return resources if isinstance(resources, Resources) else None
 
 
 def resources_of(connection: HTTPConnection) -> Resources:
-    resources = connection.app.state.resources
+    resources = state_value(connection.app.state, "resources")
     assert isinstance(resources, Resources), "the app's lifespan has not started"
     return resources

@@ -16,6 +16,8 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
 from starlette.types import Scope
 
+from app.core.app_state import state_value
+
 
 @dataclass(slots=True)
 class RouteTable:
@@ -44,7 +46,7 @@ def route_table(app: Any, *, refresh: bool = False) -> RouteTable:
     state = getattr(app, "state", None)
     if state is None:
         return RouteTable()
-    table: RouteTable | None = getattr(state, "route_table", None)
+    table: RouteTable | None = state_value(state, "route_table")
     if table is None or refresh:
         table = _learn(getattr(app, "routes", []))
         state.route_table = table
