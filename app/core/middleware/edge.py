@@ -37,14 +37,14 @@ from app.core.middleware.rate_limit_headers import SCOPE_KEY, TightestLimit, wri
 from app.core.middleware.raw_headers import add_missing
 from app.core.middleware.request_id import REQUEST_ID_HEADER, assign_request_id
 from app.core.middleware.security_headers import security_headers
-from app.core.middleware.server_span import IncomingContext, ServerSpan
+from app.core.middleware.server_span import W3C_HEADERS, IncomingContext, ServerSpan
 from app.core.middleware.trusted_host import TrustedHosts, wrong_host
 
 _HOST = b"host"
 _ORIGIN = b"origin"
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode("latin-1")
 _PREFLIGHT_METHOD = b"access-control-request-method"
-_READ = frozenset({_HOST, _ORIGIN, _REQUEST_ID, _PREFLIGHT_METHOD})
+_READ = frozenset({_HOST, _ORIGIN, _REQUEST_ID, _PREFLIGHT_METHOD, *W3C_HEADERS})
 
 
 class EdgeMiddleware:
@@ -83,7 +83,7 @@ class EdgeMiddleware:
         request_id = (_REQUEST_ID, assigned.encode())
         path: str = scope["path"]
         span = (
-            ServerSpan(self.tracer, scope, self.incoming)
+            ServerSpan(self.tracer, scope, self.incoming, w3c=not W3C_HEADERS.isdisjoint(read))
             if self.tracer is not None and path != METRICS_PATH
             else None
         )

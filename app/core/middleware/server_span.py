@@ -66,7 +66,7 @@ _GETTER = _RawHeaderGetter()
 # carries none of these headers, extracting finds nothing: the parent is an
 # empty context, which is what the trace context propagator returns then.
 _W3C_FIELDS = frozenset({"traceparent", "tracestate", "baggage"})
-_W3C_HEADERS = frozenset(name.encode("latin-1") for name in _W3C_FIELDS)
+W3C_HEADERS = frozenset(name.encode("latin-1") for name in _W3C_FIELDS)
 
 
 class IncomingContext:
@@ -78,12 +78,13 @@ class IncomingContext:
         self._textmap: object = None
         self._w3c_only = False
 
-    def of(self, headers: RawHeaders) -> otel_context.Context:
+    def of(self, headers: RawHeaders, *, w3c: bool) -> otel_context.Context:
+        """`w3c`: whether the request carries any of W3C_HEADERS (the edge's one pass tells)."""
         textmap = propagate.get_global_textmap()
         if textmap is not self._textmap:
             # Once per configured propagator: `fields` builds a new set each time.
             self._textmap, self._w3c_only = textmap, textmap.fields <= _W3C_FIELDS
-        if self._w3c_only and not any(name in _W3C_HEADERS for name, _ in headers):
+        if self._w3c_only and not w3c:
             return otel_context.Context()
         return propagate.extract(headers, getter=_GETTER)
 
@@ -97,7 +98,9 @@ class ServerSpan:
     def span(self) -> trace.Span:
         return self._span
 
-    def __init__(self, tracer: trace.Tracer, scope: Scope, incoming: IncomingContext) -> None:
+    def __init__(
+        self, tracer: trace.Tracer, scope: Scope, incoming: IncomingContext, *, w3c: bool
+    ) -> None:
         method = scope["method"]
         known = method if method in _KNOWN_METHODS else "_OTHER"
         self._method = method if known == method else "HTTP"
@@ -108,7 +111,7 @@ class ServerSpan:
         }
         if scope.get("http_version"):
             attributes["network.protocol.version"] = scope["http_version"]
-        parent = incoming.of(scope["headers"])
+        parent = incoming.of(scope["headers"], w3c=w3c)
         self._span = tracer.start_span(
             self._method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
