@@ -28,9 +28,6 @@ from app.core.metrics import (
 )
 
 log = structlog.get_logger("app.access")
-# The logger `log` stands for, once structlog has cached it: the lazy proxy
-# would look it up again on every line.
-_cached_log: Any = None
 
 # Any other method a client invents becomes one label value, not a new series.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -73,7 +70,7 @@ class Observation:
             requests, duration = request_series(self._method, route, status)
             requests.inc()
             duration.observe(elapsed, self._exemplar)
-        _access_log().info(
+        log.info(
             "http.request",
             route=route,
             path=scope["path"],
@@ -82,19 +79,6 @@ class Observation:
         )
         request_scope.leave(self._scope_token)
         _clear_log_context()
-
-
-def _access_log() -> Any:
-    global _cached_log
-    if _cached_log is not None:
-        return _cached_log
-    bound = log.bind()
-    # With cache_logger_on_first_use the proxy keeps this logger for good
-    # from its first use on (its `bind` returns it); without, each use asks
-    # the configuration again, and so does this.
-    if "bind" in vars(log):
-        _cached_log = bound
-    return bound
 
 
 def _log_variable(key: str) -> ContextVar[Any]:
