@@ -4,17 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from starlette.types import Receive, Scope, Send
 from uvicorn import Config
 
 from app.cli import main
+from app.core.config import Settings
 from app.core.workers import DrainingServer
+from tests.helpers import app_environment
 
+ROOT = Path(__file__).resolve().parents[1]
 STARTED_WITHIN_SECONDS = 30
+# Loaded by the first request that needs them, not before the first answer.
+LOADED_ON_FIRST_USE = ("passlib",)
+_START_UP = """
+import asyncio, sys
+from app.core.config import Settings
+from app.main import create_app, open_resources
+
+async def start(settings):
+    async with open_resources(settings):
+        pass
+
+settings = Settings()
+create_app(settings)
+asyncio.run(start(settings))
+print(" ".join(name for name in sys.argv[1:] if name in sys.modules))
+"""
 
 
 @pytest.fixture
@@ -67,3 +90,15 @@ def test_a_command_other_than_serve_runs_with_collections(
     gc.disable()
     assert main(["new-secret-key"]) == 0
     assert gc.isenabled()
+
+
+def test_start_up_leaves_what_only_some_requests_need_unloaded(settings: Settings) -> None:
+    started = subprocess.run(
+        [sys.executable, "-c", _START_UP, *LOADED_ON_FIRST_USE],
+        cwd=ROOT,
+        env={**app_environment(settings), "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert started.stdout.split() == []
