@@ -51,23 +51,39 @@ async def get_settings(resources: ResourcesDep) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def get_session(request: Request) -> AsyncSession:
-    # One session per request, shared by every service the request uses.
-    # Services commit before they return; whatever they left uncommitted (a
-    # read, a failed use case) is rolled back when the session closes. Nothing
-    # commits there: a write committed after the answer was sent could be
-    # lost with the client told it succeeded.
-    #
-    # Closed by the request's exit stack, the one FastAPI unwinds after the
-    # answer for dependencies with `yield`, but registered directly rather
-    # than through a generator: a generator dependency costs FastAPI a
-    # context-manager wrapper and an anyio cancel scope per request (~0.27M
-    # instructions on the items list). The session's own `__aexit__` closes
-    # it in a task of its own that a cancellation (the request timeout)
-    # cannot interrupt, so the connection always goes back rolled back.
-    session = resources_of(request).sessionmaker()
-    _request_exit_stack(request).push_async_exit(session)
+_SESSION = "groundwork.session"
+
+
+def request_session(request: Request) -> AsyncSession:
+    """The request's session, made on first use and shared by everything the request does.
+
+    Services commit before they return; whatever they left uncommitted (a
+    read, a failed use case) is rolled back when the session closes. Nothing
+    commits there: a write committed after the answer was sent could be lost
+    with the client told it succeeded.
+
+    Dependencies that already take the `Request` call this rather than
+    declaring `SessionDep`: each declared dependency is a node FastAPI solves
+    on every request (~0.1M instructions), cached or not.
+    """
+    session: AsyncSession | None = request.scope.get(_SESSION)
+    if session is None:
+        session = resources_of(request).sessionmaker()
+        # Closed by the request's exit stack, the one FastAPI unwinds after
+        # the answer for dependencies with `yield`, but registered directly
+        # rather than through a generator: a generator dependency costs
+        # FastAPI a context-manager wrapper and an anyio cancel scope per
+        # request (~0.27M instructions on the items list). The session's own
+        # `__aexit__` closes it in a task of its own that a cancellation (the
+        # request timeout) cannot interrupt, so the connection always goes
+        # back rolled back.
+        _request_exit_stack(request).push_async_exit(session)
+        request.scope[_SESSION] = session
     return session
+
+
+async def get_session(request: Request) -> AsyncSession:
+    return request_session(request)
 
 
 def _request_exit_stack(request: Request) -> AsyncExitStack:
@@ -98,8 +114,8 @@ def use_case(service: Callable[[AsyncSession, Resources, RequestContext], T]) ->
     use-case service, so a router declares what it needs and nothing else.
     """
 
-    async def build(session: SessionDep, request: Request, context: RequestContextDep) -> T:
-        return service(session, resources_of(request), context)
+    async def build(request: Request, context: RequestContextDep) -> T:
+        return service(request_session(request), resources_of(request), context)
 
     return Depends(build)
 
@@ -107,7 +123,7 @@ def use_case(service: Callable[[AsyncSession, Resources, RequestContext], T]) ->
 BearerToken = Annotated[str | None, Depends(_bearer)]
 
 
-async def _authenticate(session: AsyncSession, request: Request, token: str | None) -> Principal:
+async def _authenticate(request: Request, token: str | None) -> Principal:
     resources = resources_of(request)
     if not token:
         raise Unauthorized("Send an access token as `Authorization: Bearer <token>`.")
@@ -116,7 +132,7 @@ async def _authenticate(session: AsyncSession, request: Request, token: str | No
     except InvalidAccessToken as exc:
         raise Unauthorized(_BAD_TOKEN) from exc
     principal = await resolve_principal(
-        session, claims, resources.clock.now(), resources.permissions
+        request_session(request), claims, resources.clock.now(), resources.permissions
     )
     if principal is None:
         raise Unauthorized(_BAD_TOKEN)
@@ -124,8 +140,8 @@ async def _authenticate(session: AsyncSession, request: Request, token: str | No
     return principal
 
 
-async def get_principal(session: SessionDep, request: Request, token: BearerToken) -> Principal:
-    return await _authenticate(session, request, token)
+async def get_principal(request: Request, token: BearerToken) -> Principal:
+    return await _authenticate(request, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -136,8 +152,8 @@ def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
 
     # Authenticates itself rather than declaring `CurrentPrincipal`: one node
     # fewer for FastAPI to solve on every request a permission guards.
-    async def check(session: SessionDep, request: Request, token: BearerToken) -> Principal:
-        principal = await _authenticate(session, request, token)
+    async def check(request: Request, token: BearerToken) -> Principal:
+        principal = await _authenticate(request, token)
         if not principal.can(permission):
             raise Forbidden(f"This action needs the `{permission}` permission.")
         return principal
