@@ -10,7 +10,7 @@ several times in each request's graph.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Annotated, Any, TypeVar, cast
 
@@ -33,8 +33,7 @@ T = TypeVar("T")
 TOKEN_URL = "/api/v1/auth/token"
 _BAD_TOKEN = "The access token is invalid, expired or revoked."
 
-# auto_error=False: a missing token is answered by our own problem+json 401.
-_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+_SCHEME_NAME = "OAuth2PasswordBearer"
 
 
 async def get_resources(request: Request) -> Resources:
@@ -120,7 +119,40 @@ def use_case(service: Callable[[AsyncSession, Resources, RequestContext], T]) ->
     return Depends(build)
 
 
-BearerToken = Annotated[str | None, Depends(_bearer)]
+class BearerAuthentication(OAuth2PasswordBearer):
+    """The principal behind the request's bearer token, or a 401.
+
+    The dependency is the security scheme itself, so OpenAPI documents the
+    password flow on every route that uses it, and FastAPI solves one node
+    per request instead of the scheme and an authenticating function beneath
+    it (~0.11M instructions on the items list).
+    """
+
+    def __init__(self) -> None:
+        # auto_error=False: a missing token is answered by our own
+        # problem+json 401. One scheme name for every guard, so OpenAPI
+        # lists one scheme, under the name it has always had.
+        super().__init__(tokenUrl=TOKEN_URL, auto_error=False, scheme_name=_SCHEME_NAME)
+
+    # FastAPI calls it as a dependency, never as a bare scheme: it answers
+    # with the principal, not the token.
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        return await _authenticate(request, await super().__call__(request))
+
+
+class PermissionGuard(BearerAuthentication):
+    """Admits only principals holding `required_permission`."""
+
+    def __init__(self, permission: Permission) -> None:
+        super().__init__()
+        # Lets tests (and tooling) find which permission a route demands.
+        self.required_permission = permission
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        principal = await super().__call__(request)
+        if not principal.can(self.required_permission):
+            raise Forbidden(f"This action needs the `{self.required_permission}` permission.")
+        return principal
 
 
 async def _authenticate(request: Request, token: str | None) -> Principal:
@@ -140,25 +172,14 @@ async def _authenticate(request: Request, token: str | None) -> Principal:
     return principal
 
 
-async def get_principal(request: Request, token: BearerToken) -> Principal:
-    return await _authenticate(request, token)
-
-
+get_principal = BearerAuthentication()
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits only principals holding `permission`."""
+def require(permission: Permission) -> PermissionGuard:
+    """A dependency that admits only principals holding `permission`.
 
-    # Authenticates itself rather than declaring `CurrentPrincipal`: one node
-    # fewer for FastAPI to solve on every request a permission guards.
-    async def check(request: Request, token: BearerToken) -> Principal:
-        principal = await _authenticate(request, token)
-        if not principal.can(permission):
-            raise Forbidden(f"This action needs the `{permission}` permission.")
-        return principal
-
-    check.__name__ = f"require_{permission.value.replace(':', '_')}"
-    # Lets tests (and tooling) find which permission a route demands.
-    check.required_permission = permission  # type: ignore[attr-defined]
-    return check
+    It authenticates by itself rather than declaring `CurrentPrincipal`: one
+    node fewer for FastAPI to solve on every request a permission guards.
+    """
+    return PermissionGuard(permission)
