@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,6 +78,8 @@ def serve(settings: Settings) -> None:
         prepare_multiprocess_dir(multiproc_dir)
     with contextlib.suppress(KeyboardInterrupt):
         if settings.workers > 1:
+            # The workers load the app, each in a process of its own.
+            gc.enable()
             supervisor = Supervisor(
                 config, [config.bind_socket()], drain_seconds=drain, multiproc_dir=multiproc_dir
             )
@@ -238,6 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     resource = commands.add_parser("new-resource", help="write a new owner-scoped resource")
     resource.add_argument("name", help="plural, lowercase: orders, invoices, line_items")
     args = parser.parse_args(argv)
+    if args.command != "serve" or args.reload:
+        # Paused by `python -m app` for the server's start-up; the process
+        # that serves turns it back on once started (app/core/workers.py).
+        gc.enable()
     if args.command in KEY_COMMANDS:
         print(_new_key(args.command))
         return 0

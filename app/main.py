@@ -34,10 +34,6 @@ from app.core.tracing import Tracing
 from app.db.engine import create_engine, create_probe_engine, create_sessionmaker
 from app.db.observe import observed_engine
 from app.db.tracing import traced_sql
-from app.jobs.loop import Heartbeat, run_in_process
-from app.jobs.registry import HANDLERS, SCHEDULE
-from app.jobs.runner import JobRunner
-from app.jobs.schedule import Scheduler
 from app.users.service import OperatorService
 
 log = structlog.get_logger(__name__)
@@ -166,6 +162,12 @@ async def _jobs_in_process(resources: Resources, tracing: Tracing) -> AsyncItera
     if not settings.runs_jobs_in_process:
         yield
         return
+    # Here, not at the top: a process that leaves the jobs to a worker never loads them.
+    from app.jobs.loop import Heartbeat, run_in_process
+    from app.jobs.registry import HANDLERS, SCHEDULE
+    from app.jobs.runner import JobRunner
+    from app.jobs.schedule import Scheduler
+
     runner = JobRunner(resources, HANDLERS, tracer=tracing.tracer("app.jobs"))
     stop = asyncio.Event()
     loop = asyncio.create_task(

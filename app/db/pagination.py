@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Row, Select, bindparam, tuple_
+from sqlalchemy import Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -49,7 +49,7 @@ class KeysetStatements:
     """The two statements of a keyset listing over a table, built once with bound parameters.
 
     For a listing served on every request: the expressions are not rebuilt
-    per call, and rows come back as plain rows, without the ORM's loading.
+    per call, and rows come back as plain dicts, without the ORM's loading.
     Parameters: `page_limit`, plus `after_created_at` and `after_id` for a
     following page, plus whatever the base statement binds itself.
     """
@@ -76,15 +76,23 @@ class KeysetStatements:
         *,
         after: Position | None,
         limit: int,
-    ) -> tuple[Sequence[Row[Any]], Position | None]:
-        """One page plus the position to continue from, if any (see `keyset_page`)."""
+    ) -> tuple[list[dict[str, Any]], Position | None]:
+        """One page of rows as plain dicts, plus the position to continue from, if any.
+
+        Dicts because they are what the page is validated from: pydantic reads
+        a dict in one pass, where reading a `Row`'s columns as attributes costs
+        about three times as much for a page of twenty.
+        """
         values = {**parameters, "page_limit": limit + 1}
         statement = self.first
         if after is not None:
             values.update(after_created_at=after.created_at, after_id=after.id)
             statement = self.following
-        rows = (await session.execute(statement, values)).all()
+        # A Core statement: on the session's connection, not through the ORM.
+        result = await (await session.connection()).execute(statement, values)
+        columns = tuple(result.keys())
+        rows = [dict(zip(columns, row, strict=True)) for row in result]
         if len(rows) <= limit:
             return rows, None
-        last = rows[limit - 1]._mapping
+        last = rows[limit - 1]
         return rows[:limit], Position(last[self._created_at], last[self._id])

@@ -52,7 +52,7 @@ async def resolve_principal(
     a deactivation or a changed role; this read is what makes each of those
     count on the next request.
     """
-    result = await session.execute(
+    result = await (await session.connection()).execute(
         _PRINCIPAL,
         {"session_id": claims.session_id, "user_id": claims.subject, "now": now},
     )

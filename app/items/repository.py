@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.authz import Principal
@@ -53,8 +53,8 @@ class ItemRepository:
 
     async def list_readable(
         self, principal: Principal, *, after: Position | None, limit: int
-    ) -> tuple[Sequence[Row[Any]], Position | None]:
-        """A page of the item rows the principal may read (plain rows: read, never changed)."""
+    ) -> tuple[list[dict[str, Any]], Position | None]:
+        """A page of the item rows the principal may read (plain dicts: read, never changed)."""
         if principal.can(ItemsPermission.READ_ANY):
             return await _ALL_PAGES.page(self.session, {}, after=after, limit=limit)
         owner = {"owner_id": principal.user_id}

@@ -13,14 +13,14 @@ from app.idempotency.models import KEY_MAX_LENGTH
 from app.items.permissions import ItemsPermission
 from app.items.schemas import ItemCreate, ItemRead, ItemUpdate
 from app.items.service import ItemService, item_etag
-from app.web.deps import SessionDep, require
+from app.web.deps import request_session, require
 from app.web.responses import AUTHENTICATED, VALIDATED, problems
 
 router = APIRouter(prefix="/items", tags=["items"])
 
 
-async def get_item_service(session: SessionDep, request: Request) -> ItemService:
-    return ItemService(session, resources_of(request))
+async def get_item_service(request: Request) -> ItemService:
+    return ItemService(request_session(request), resources_of(request))
 
 
 ItemServiceDep = Annotated[ItemService, Depends(get_item_service)]

@@ -85,6 +85,18 @@ def test_authenticated_operations_document_401(schema: dict[str, Any]) -> None:
     assert missing == []
 
 
+def test_guarded_and_signed_in_operations_document_the_bearer_scheme(
+    schema: dict[str, Any],
+) -> None:
+    bearer: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]
+    paths = schema["paths"]
+
+    assert paths["/api/v1/items"]["get"]["security"] == bearer  # a permission guard
+    assert paths["/api/v1/users/me"]["get"]["security"] == bearer  # a signed-in user
+    assert "security" not in paths["/api/v1/auth/token"]["post"]  # public
+    assert list(schema["components"]["securitySchemes"]) == ["OAuth2PasswordBearer"]
+
+
 def test_item_creation_documents_location_and_etag(schema: dict[str, Any]) -> None:
     created = schema["paths"]["/api/v1/items"]["post"]["responses"]["201"]
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy import event, text
 from sqlalchemy.pool import Pool
 from sqlalchemy.util import await_
 
 from app.core.resources import Resources
-from app.web.deps import SessionDep
+from app.web.deps import SessionDep, request_session
 from tests.conftest import client_for
 
 HANG_GUARD_SECONDS = 10
@@ -92,3 +92,20 @@ async def test_a_timeout_during_the_close_does_not_cut_the_rollback_short(
         assert rolled_back == [True]
         assert invalidated == []
         assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_everything_a_request_does_shares_one_session(
+    app_factory: Callable[..., FastAPI],
+) -> None:
+    # Dependencies that take the `Request` read the session from it; one
+    # that declares `SessionDep` must get that same session, so a use case
+    # and the principal's check see one transaction.
+    application = app_factory()
+
+    @application.get("/session-check/shared")
+    async def shared(session: SessionDep, request: Request) -> bool:
+        return session is request_session(request) is request_session(request)
+
+    async with LifespanManager(application), client_for(application) as http:
+        response = await http.get("/session-check/shared")
+        assert response.json() is True

@@ -13,9 +13,11 @@ from asgi_lifespan import LifespanManager
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
+from sqlalchemy import text
 
 from app.core.config import Settings
 from app.main import create_app
+from app.web.deps import SessionDep
 from tests.conftest import AccountFactory, client_for
 from tests.observability.conftest import Traced
 
@@ -47,6 +49,38 @@ async def test_a_request_span_has_its_sql_statements_as_children(traced: Traced)
     assert (ping.attributes or {})["db.system.name"] in {"sqlite", "postgresql"}
     assert ping.name.startswith("SELECT ")
     assert all(span.context.trace_id == server.context.trace_id for span in sql)
+
+
+async def test_a_failed_statement_is_a_failed_span_and_fails_the_request_as_before(
+    traced: Traced,
+) -> None:
+    @traced.app.get("/bad-sql-for-test")
+    async def bad_sql(session: SessionDep) -> None:
+        await session.execute(text("SELECT * FROM no_such_table"))
+
+    response = await traced.client.get("/bad-sql-for-test")
+
+    assert response.status_code == 500
+    server = traced.server_span(response.headers["X-Request-ID"])
+    [failed] = [
+        span
+        for span in traced.spans()
+        if span.parent
+        and span.parent.span_id == server.context.span_id
+        and "no_such_table" in str((span.attributes or {}).get("db.query.text"))
+    ]
+    assert failed.kind is SpanKind.CLIENT
+    assert failed.name.startswith("SELECT ")
+    assert failed.status.status_code is StatusCode.ERROR
+    assert (failed.attributes or {})["error.type"]
+    assert failed.end_time is not None
+
+
+async def test_statements_outside_a_recorded_request_have_no_span(traced: Traced) -> None:
+    response = await traced.client.get("/health/ready", headers={"traceparent": traceparent(False)})
+
+    assert response.status_code == 200
+    assert not [span for span in traced.spans() if span.kind is SpanKind.CLIENT]
 
 
 async def test_a_server_span_carries_the_request_and_answer_with_signatures_redacted(

@@ -15,14 +15,17 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from passlib.context import CryptContext
 
 from app.core.config import Settings
 from app.core.errors import ServiceUnavailable
 from app.core.metrics import PASSWORD_HASH_DURATION, PASSWORD_HASH_QUEUE_WAIT
+
+if TYPE_CHECKING:
+    from passlib.context import CryptContext
 
 T = TypeVar("T")
 
@@ -35,16 +38,7 @@ BCRYPT_MAX_BYTES = 72
 
 class PasswordHasher:
     def __init__(self, settings: Settings) -> None:
-        # bcrypt stays verifiable so a prototype's user table can be imported;
-        # marking it deprecated makes every successful login rehash to argon2id.
-        self._context = CryptContext(
-            schemes=["argon2", "bcrypt"],
-            deprecated=["bcrypt"],
-            argon2__type="ID",
-            argon2__memory_cost=settings.password_hash_memory_kib,
-            argon2__rounds=settings.password_hash_time_cost,
-            argon2__parallelism=settings.password_hash_parallelism,
-        )
+        self._settings = settings
         self._pool = ThreadPoolExecutor(
             max_workers=settings.password_hash_concurrency, thread_name_prefix="password-hash"
         )
@@ -54,6 +48,24 @@ class PasswordHasher:
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
         self._dummy_hash: str | None = None
+
+    @cached_property
+    def _context(self) -> CryptContext:
+        # Built by the first hash or check, not at start-up: passlib and its
+        # handlers take about 12 ms to load, next to a hash's tens.
+        from passlib.context import CryptContext
+
+        settings = self._settings
+        # bcrypt stays verifiable so a prototype's user table can be imported;
+        # marking it deprecated makes every successful login rehash to argon2id.
+        return CryptContext(
+            schemes=["argon2", "bcrypt"],
+            deprecated=["bcrypt"],
+            argon2__type="ID",
+            argon2__memory_cost=settings.password_hash_memory_kib,
+            argon2__rounds=settings.password_hash_time_cost,
+            argon2__parallelism=settings.password_hash_parallelism,
+        )
 
     async def hash(self, password: str) -> str:
         result: str = await self._run("hash", self._context.hash, password)
