@@ -60,7 +60,14 @@ class Server:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], probe: str, log: Path) -> Iterator[Server]:
+def running(
+    command: list[str],
+    env: dict[str, str],
+    probe: str,
+    log: Path,
+    *,
+    start_timeout: float = START_TIMEOUT_SECONDS,
+) -> Iterator[Server]:
     """A server process, from start to its first 200 on `probe`, stopped on leaving."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -81,10 +88,7 @@ def running(command: list[str], env: dict[str, str], probe: str, log: Path) -> I
                             break
                     except httpx.TransportError:
                         pass
-                    if (
-                        process.poll() is not None
-                        or time.perf_counter() - started > START_TIMEOUT_SECONDS
-                    ):
+                    if process.poll() is not None or time.perf_counter() - started > start_timeout:
                         raise SystemExit(f"{command} did not start; see {log}")
                     time.sleep(0.01)
             yield Server(base, time.perf_counter() - started, process.pid)

@@ -1,0 +1,148 @@
+"""What one request costs a running server, in instructions of all its threads, by callgrind.
+
+`bench/instructions.py` counts the app's own thread in one process, without
+a server: steady, but blind to what serving adds — uvicorn's parsing and
+writing, and the threads beside the event loop (the span exporter's
+encoding and posting of the sampled spans). This script starts the server
+as `bench/compare.py` does (`python -m app serve` with production settings,
+or the bare app under uvicorn) under callgrind, sends it requests over
+HTTP from `--connections` keep-alive connections, and counts every
+instruction any of its threads runs while they are answered:
+
+    .venv/bin/python bench/served.py /health/live
+    .venv/bin/python bench/served.py /ping --bare
+    .venv/bin/python bench/served.py "/api/v1/items?limit=20" --login --requests 500
+    .venv/bin/python bench/served.py "/items?limit=20" --login --requests 500 --bare
+
+It needs valgrind and the database `bench/compare.py` prepares. Counting
+starts after a warm-up long enough for the exporter's first batch (its
+first export imports the OTLP client), so what is counted is the steady
+state. A run takes a minute or two: the server runs some fifty times slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._processes import running  # noqa: E402
+from bench.compare import BARE, EMAIL, PASSWORD, PROJECT, project_env  # noqa: E402
+from bench.observability import dummy_collector  # noqa: E402
+
+WARM_UP = 300
+# The exporter sends its first batch this long after the first span (OTel's default delay).
+EXPORT_DELAY_SECONDS = 6
+START_TIMEOUT_SECONDS = 600
+
+
+async def send(base: str, path: str, count: int, headers: dict[str, str], connections: int) -> None:
+    limits = httpx.Limits(max_connections=connections)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
+        left = count
+
+        async def client() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                response = await http.get(path, headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"GET {path}: {response.status_code} {response.text}")
+
+        await asyncio.gather(*(client() for _ in range(connections)))
+
+
+async def bearer(base: str, path: str) -> dict[str, str]:
+    async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+        response = await http.post(path, data={"username": EMAIL, "password": PASSWORD})
+    if response.status_code != 200:
+        raise SystemExit(f"login failed ({response.status_code}): run `make bench` once")
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def callgrind_control(pid: int, env: dict[str, str], *options: str) -> None:
+    # vgdb finds the server by a name that includes HOST, as the server saw it.
+    control = [shutil.which("callgrind_control") or "callgrind_control", *options, str(pid)]
+    host = {"HOST": env["HOST"]} if "HOST" in env else {}
+    subprocess.run(control, check=True, capture_output=True, env={**os.environ, **host})  # noqa: S603
+
+
+def thread_totals(folder: Path) -> list[int]:
+    """The instructions each thread ran while counting was on, from callgrind's dumps."""
+    totals = []
+    for dump in sorted(folder.glob("callgrind.out.*")):
+        for line in dump.read_text(errors="replace").splitlines():
+            if line.startswith("totals:"):
+                totals.append(int(line.split()[1]))
+    return [total for total in totals if total]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path", help="what to GET, e.g. /health/live")
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--bare", action="store_true", help="bench/bare.py instead of the project")
+    parser.add_argument("--login", action="store_true", help="send the bench user's bearer token")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    args = parser.parse_args()
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed: `sudo apt-get install valgrind`")
+    args.secret = secrets.token_urlsafe(48)
+    with tempfile.TemporaryDirectory() as directory, dummy_collector() as collector:
+        folder = Path(directory)
+        metrics_dir = folder / "metrics"
+        metrics_dir.mkdir()
+        if args.bare:
+            command, probe = BARE, "/ping"
+            env = {"BARE_DATABASE_URL": args.database_url, "BARE_SECRET_KEY": args.secret}
+        else:
+            command, probe = PROJECT, "/health/live"
+            env = project_env(args, collector, metrics_dir)
+        env.update(setting.split("=", 1) for setting in args.setting)
+        counted = [
+            valgrind,
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            "--separate-threads=yes",
+            f"--callgrind-out-file={folder / 'callgrind.out'}",
+            *command,
+        ]
+        log = folder / "server.log"
+        with running(counted, env, probe, log, start_timeout=START_TIMEOUT_SECONDS) as server:
+            login = "/token" if args.bare else "/api/v1/auth/token"
+            headers = asyncio.run(bearer(server.base, login)) if args.login else {}
+            asyncio.run(send(server.base, args.path, WARM_UP, headers, args.connections))
+            time.sleep(EXPORT_DELAY_SECONDS)
+            callgrind_control(server.pid, env, "-i", "on")
+            asyncio.run(send(server.base, args.path, args.requests, headers, args.connections))
+            callgrind_control(server.pid, env, "-i", "off")
+            callgrind_control(server.pid, env, "-d")
+        totals = thread_totals(folder)
+    what = "bare " if args.bare else ""
+    threads = ", ".join(f"{total // args.requests:,}" for total in totals)
+    print(
+        f"{what}GET {args.path}: {sum(totals) // args.requests:,} instructions per request"
+        f" (threads: {threads})"
+    )
+
+
+if __name__ == "__main__":
+    main()
