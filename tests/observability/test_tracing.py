@@ -11,6 +11,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
@@ -330,3 +331,15 @@ async def test_spans_name_the_service_groundwork_unless_the_environment_names_an
 
     assert default.state.tracing.provider.resource.attributes["service.name"] == "groundwork"
     assert named.state.tracing.provider.resource.attributes["service.name"] == "billing-api"
+
+
+def test_the_resource_groups_spans_as_the_sdks_own_would(settings: Settings) -> None:
+    # The exporter groups a batch's spans by resource, through its hash and
+    # equality: the resource's hash, worked out once, must be the SDK's.
+    application = create_app(settings, span_exporter=InMemorySpanExporter())
+    resource = application.state.tracing.provider.resource
+    same = Resource(resource.attributes, resource.schema_url)
+
+    assert resource == same
+    assert hash(resource) == hash(same)
+    assert {resource: "spans"}[same] == "spans"
