@@ -152,6 +152,21 @@ def project_env(args: argparse.Namespace, collector: str, metrics_dir: Path) -> 
     }
 
 
+def request_parser(description: str, *, requests: int) -> argparse.ArgumentParser:
+    """The options of a script that counts what one GET costs, the project's or the bare app's."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("path", help="what to GET, e.g. /health/live")
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--bare", action="store_true", help="bench/bare.py instead of the project")
+    parser.add_argument("--login", action="store_true", help="send the bench user's bearer token")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    return parser
+
+
 PROJECT = [sys.executable, "-m", "app", "serve"]
 BARE = uvicorn_command("bench.bare:create_app", "--log-level", "warning")
 

@@ -40,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.compare import EMAIL, PASSWORD, project_env  # noqa: E402
+from bench.compare import EMAIL, PASSWORD, project_env, request_parser  # noqa: E402
 
 WARM_UP = 300
 Message = dict[str, Any]
@@ -190,17 +190,8 @@ def under_callgrind(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", help="what to GET, e.g. /health/live")
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--bare", action="store_true", help="bench/bare.py instead of the project")
-    parser.add_argument("--login", action="store_true", help="send the bench user's bearer token")
+    parser = request_parser(__doc__.splitlines()[0], requests=300)
     parser.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
-    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument(
-        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--inside-callgrind", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.callgrind and not args.inside_callgrind:

@@ -22,7 +22,6 @@ state. A run takes a minute or two: the server runs some fifty times slower.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import secrets
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._processes import running  # noqa: E402
-from bench.compare import BARE, EMAIL, PASSWORD, PROJECT, project_env  # noqa: E402
+from bench.compare import BARE, EMAIL, PASSWORD, PROJECT, project_env, request_parser  # noqa: E402
 from bench.observability import dummy_collector  # noqa: E402
 
 WARM_UP = 300
@@ -90,17 +89,8 @@ def thread_totals(folder: Path) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("path", help="what to GET, e.g. /health/live")
-    parser.add_argument("--requests", type=int, default=1000)
+    parser = request_parser(__doc__.splitlines()[0], requests=1000)
     parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--bare", action="store_true", help="bench/bare.py instead of the project")
-    parser.add_argument("--login", action="store_true", help="send the bench user's bearer token")
-    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE")
-    parser.add_argument(
-        "--database-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/groundwork_bench"
-    )
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     args = parser.parse_args()
     valgrind = shutil.which("valgrind")
     if valgrind is None:
