@@ -23,7 +23,6 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Statements are parameterised (no values), but an IN list can still run long.
@@ -44,7 +43,7 @@ def traced_sql(engine: AsyncEngine, tracer: trace.Tracer) -> Iterator[None]:
         common["server.port"] = url.port
     namespace = url.database if url.host else dialect.name
 
-    def traced(send: Callable[[Dialect], Callable[..., None]]) -> Callable[..., bool]:
+    def traced(send: Callable[..., None]) -> Callable[..., bool]:
         """A listener sending the statement itself, inside a span, for a recorded request.
 
         `True` tells SQLAlchemy the statement was sent; `False` leaves it to
@@ -69,7 +68,7 @@ def traced_sql(engine: AsyncEngine, tracer: trace.Tracer) -> Iterator[None]:
                 },
             )
             try:
-                send(dialect)(cursor, statement, *rest)
+                send(cursor, statement, *rest)
             except BaseException as exc:
                 span.set_attribute("error.type", type(exc).__qualname__)
                 span.set_status(Status(StatusCode.ERROR))
@@ -80,10 +79,10 @@ def traced_sql(engine: AsyncEngine, tracer: trace.Tracer) -> Iterator[None]:
 
         return listener
 
-    listeners: list[tuple[str, Callable[..., bool]]] = [
-        ("do_execute", traced(lambda d: d.do_execute)),
-        ("do_executemany", traced(lambda d: d.do_executemany)),
-        ("do_execute_no_params", traced(lambda d: d.do_execute_no_params)),
+    # Each event is named after the dialect's method it stands in for.
+    listeners = [
+        (name, traced(getattr(dialect, name)))
+        for name in ("do_execute", "do_executemany", "do_execute_no_params")
     ]
     for name, listener in listeners:
         event.listen(sync_engine, name, listener)
