@@ -65,6 +65,7 @@ def create_app(
                 observed_engine(resources.engine, settings, tracing),
                 _traced_probe(resources, tracing),
                 tracing.traced_redis(resources.redis),
+                resources.rate_limiter.traced(tracing.tracer_if_enabled("app.ratelimit")),
             ):
                 await _ensure_first_admin(resources)
                 for caution in settings.production_cautions:

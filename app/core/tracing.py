@@ -65,9 +65,13 @@ class Tracing:
 
     def request_tracer(self) -> trace.Tracer | None:
         """The tracer of the server spans the edge layer makes; None when tracing is off."""
+        return self.tracer_if_enabled("app.http")
+
+    def tracer_if_enabled(self, name: str) -> trace.Tracer | None:
+        """The named tracer, or None when tracing is off (its user then skips its spans' work)."""
         if self.provider is None:
             return None
-        return self.provider.get_tracer("app.http")
+        return self.provider.get_tracer(name)
 
     @staticmethod
     def fastapi_config() -> TelemetryConfig:

@@ -6,12 +6,14 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import text
@@ -237,14 +239,14 @@ async def test_the_rate_limiters_redis_commands_are_children_of_the_request(
     assert login.status_code == 401
     spans = exporter.get_finished_spans()
 
-    def redis_spans_of(response: httpx.Response) -> list[str]:
+    def redis_spans_of(response: httpx.Response) -> list[ReadableSpan]:
         [server] = [
             s
             for s in spans
             if (s.attributes or {}).get("request_id") == response.headers["X-Request-ID"]
         ]
         return [
-            s.name
+            s
             for s in spans
             if s.kind is SpanKind.CLIENT
             and (s.attributes or {}).get("db.system") == "redis"
@@ -253,8 +255,18 @@ async def test_the_rate_limiters_redis_commands_are_children_of_the_request(
         ]
 
     # One round trip counts the request and reports what is left.
-    assert redis_spans_of(listed) == ["EVALSHA"]
+    [script] = redis_spans_of(listed)
+    assert script.name == "EVALSHA"
     assert redis_spans_of(login), [s.name for s in spans]
+    attributes = dict(script.attributes or {})
+    server = urlsplit(redis_url)
+    assert attributes["net.peer.name"] == server.hostname
+    assert attributes["net.peer.port"] == (server.port or 6379)
+    # The keys name the user: arguments are not recorded.
+    statement = str(attributes["db.statement"])
+    assert statement.startswith("EVALSHA ? ?")
+    assert set(statement.split()[1:]) == {"?"}
+    assert attributes["db.redis.args_length"] == len(statement.split())
 
 
 class _Sink(BaseHTTPRequestHandler):

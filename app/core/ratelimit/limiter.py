@@ -18,12 +18,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import STRATEGIES
 from limits.aio.strategies import RateLimiter as Strategy
 from limits.util import WindowStats
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 
 from app.core.clock import Clock
@@ -152,6 +154,15 @@ class RateLimiter:
             await self._guard.call(
                 rule.name, lambda: shared.clear(rule.strategy, rule.item, name, *key)
             )
+
+    def traced(self, tracer: Tracer | None) -> AbstractContextManager[None]:
+        """A span for each limit counted in Redis by a sampled request, while the block runs.
+
+        The login lockout's commands go through the client and get theirs from its instrumentation.
+        """
+        if self._shared is None:
+            return nullcontext()
+        return self._shared.traced(tracer)
 
     async def aclose(self) -> None:
         # The in-process store sweeps expired counters in a task of its own.

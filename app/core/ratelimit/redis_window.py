@@ -8,10 +8,9 @@ sliding-window counter, moving window and fixed window give the same
 answers; tests/core/test_ratelimit.py holds each script to limits' answers),
 but the keys, their layout and the client belong to this module alone, so
 nothing here leans on how limits stores its counters or builds its client.
-In process memory, limits itself counts (limiter.py). A traced request's
-script call goes through the app's client, so that it has its span; any
-other is packed here and sent on the limiter's own connections
-(connections.py), which spares it most of the client's work per command.
+In process memory, limits itself counts (limiter.py). Each script call is
+packed here and sent on the limiter's own connections (connections.py),
+which spares it most of the client's work per command.
 
 Keys: `<prefix>:<strategy>:{<identifiers>/<amount>/<seconds>}` plus a
 suffix per stored value. The braces make every key of one counter hash to
@@ -23,11 +22,12 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 from limits import RateLimitItem
 from limits.util import WindowStats
-from opentelemetry import trace
+from opentelemetry.trace import Tracer
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
@@ -174,17 +174,16 @@ class RedisWindows:
         """Where one counter lives (sliding window: the previous window, then the current)."""
         return self.counter(strategy, item).keys(identifiers)
 
+    def traced(self, tracer: Tracer | None) -> AbstractContextManager[None]:
+        """Spans for the script calls of sampled requests, while the block runs."""
+        return self._connections.traced(tracer)
+
     async def aclose(self) -> None:
         await self._connections.aclose()
 
 
 class Counter:
-    """One limit in Redis: the script call for any identifiers, packed from parts made once.
-
-    A request that is traced calls the script through the client, whose
-    instrumentation (app/core/tracing.py) makes the command a span under the
-    request's; any other goes straight to the limiter's own connections.
-    """
+    """One limit in Redis: the script call for any identifiers, packed from parts made once."""
 
     def __init__(
         self,
@@ -196,7 +195,6 @@ class Counter:
     ) -> None:
         self.strategy = strategy
         self.item = item
-        self._script = script
         self._connections = connections
         self._window_ms = item.get_expiry() * 1000
         self._key_head = f"{key_prefix}:{strategy}:{{"
@@ -208,12 +206,15 @@ class Counter:
         # time-derived prefix keep two replicas' entries apart.
         self._sequence = 0
         # EVALSHA, the hash, the number of keys, the keys, then ARGV.
-        length = b"*%d\r\n" % (3 + len(self._suffixes) + (4 if self._moving else 3))
+        arguments = 2 + len(self._suffixes) + (4 if self._moving else 3)
+        length = b"*%d\r\n" % (1 + arguments)
         self._evalsha = length + _bulk(b"EVALSHA") + _bulk(script.sha.encode())
         text = script.script if isinstance(script.script, bytes) else str(script.script).encode()
         self._eval = length + _bulk(b"EVAL") + _bulk(text)
         self._key_count = _bulk(b"%d" % len(self._suffixes))
         self._limit_and_window = _bulk(b"%d" % item.amount) + _bulk(b"%d" % self._window_ms)
+        self._evalsha_span = connections.span_attributes("EVALSHA", arguments)
+        self._eval_span = connections.span_attributes("EVAL", arguments)
 
     def keys(self, identifiers: tuple[str, ...]) -> list[str]:
         counter = "/".join((*identifiers, self._key_tail))
@@ -226,12 +227,7 @@ class Counter:
         if self._moving:
             self._sequence += 1
             extra = (f"{time.time_ns():x}.{id(self):x}.{self._sequence}",)
-        if trace.get_current_span().is_recording():
-            answer = await self._script(
-                keys=keys, args=[self.item.amount, self._window_ms, cost, *extra]
-            )
-        else:
-            answer = await self._call(keys, cost, extra)
+        answer = await self._call(keys, cost, extra)
         values = [int(v) for v in answer]
         return bool(values[0]), _stats(self.strategy, self.item, values[1:])
 
@@ -246,11 +242,13 @@ class Counter:
             )
         )
         try:
-            return await self._connections.call(self._evalsha + operands)
+            return await self._connections.call(
+                self._evalsha + operands, "EVALSHA", self._evalsha_span
+            )
         except NoScriptError:
             # Redis restarted, failed over or was flushed: EVAL sends the
             # script itself, and Redis keeps it for the next EVALSHA.
-            return await self._connections.call(self._eval + operands)
+            return await self._connections.call(self._eval + operands, "EVAL", self._eval_span)
 
 
 def _bulk(value: bytes) -> bytes:
