@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.core.pagination import Position
+from app.db.reads import as_dicts, read
 
 
 class Keyed(Protocol):
@@ -89,9 +90,7 @@ class KeysetStatements:
             values.update(after_created_at=after.created_at, after_id=after.id)
             statement = self.following
         # A Core statement: on the session's connection, not through the ORM.
-        result = await (await session.connection()).execute(statement, values)
-        columns = tuple(result.keys())
-        rows = [dict(zip(columns, row, strict=True)) for row in result]
+        rows = await read(session, statement, values, as_dicts)
         if len(rows) <= limit:
             return rows, None
         last = rows[limit - 1]

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.authz import PermissionCatalogue, Principal
 from app.core.security.tokens import AccessClaims
+from app.db.reads import as_tuples, read
 from app.identity.models import LoginSession, Role, RolePermission, User, UserRole
 
 
@@ -52,11 +53,12 @@ async def resolve_principal(
     a deactivation or a changed role; this read is what makes each of those
     count on the next request.
     """
-    result = await (await session.connection()).execute(
+    rows: list[tuple[str | None, str | None]] = await read(
+        session,
         _PRINCIPAL,
         {"session_id": claims.session_id, "user_id": claims.subject, "now": now},
+        as_tuples,
     )
-    rows: list[tuple[str | None, str | None]] = [(role, permission) for role, permission in result]
     if not rows:
         return None
     return Principal(
