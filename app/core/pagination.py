@@ -49,9 +49,10 @@ class CursorCodec:
         return hmac.new(self._key, payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
 
     def encode(self, position: Position) -> str:
-        payload = json.dumps(
-            [position.created_at.isoformat(), position.id.hex], separators=(",", ":")
-        ).encode()
+        # The JSON array `decode` reads, written out: neither an ISO time nor
+        # hex digits hold anything JSON escapes, and a separators-tuned
+        # `json.dumps` builds an encoder per call (three times the cost).
+        payload = f'["{position.created_at.isoformat()}","{position.id.hex}"]'.encode()
         token = self._sign(payload) + payload
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
