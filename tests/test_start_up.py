@@ -8,7 +8,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,24 @@ def unfrozen() -> Iterator[None]:
     gc.enable()
 
 
+@asynccontextmanager
+async def _started(config: Config) -> AsyncIterator[int]:
+    """A `DrainingServer` of `config` on a free port, once started; the port. Stopped on leaving."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = DrainingServer(config, drain_seconds=0)
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        async with asyncio.timeout(STARTED_WITHIN_SECONDS):
+            while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
+                await asyncio.sleep(0.01)
+        yield listener.getsockname()[1]
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()
+
+
 async def test_the_app_is_loaded_and_started_without_collections_then_served_with_them(
     unfrozen: None,
 ) -> None:
@@ -67,22 +86,10 @@ async def test_the_app_is_loaded_and_started_without_collections_then_served_wit
         collecting["load"] = gc.isenabled()
         return app
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    config = Config(create_app, factory=True, lifespan="on", log_config=None)
-    server = DrainingServer(config, drain_seconds=0)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        async with asyncio.timeout(STARTED_WITHIN_SECONDS):
-            while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
-                await asyncio.sleep(0.01)
+    async with _started(Config(create_app, factory=True, lifespan="on", log_config=None)):
         assert collecting == {"load": False, "lifespan": False}
         assert gc.isenabled()
         assert gc.get_freeze_count() > 0
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
     assert gc.isenabled()
 
 
@@ -118,35 +125,24 @@ async def test_requests_in_flight_do_not_set_off_collections(unfrozen: None) -> 
         writer.close()
         return answer
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    config = Config(app, lifespan="on", log_config=None, access_log=False)
-    server = DrainingServer(config, drain_seconds=0)
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
     collections: list[int] = []
 
     def count(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             collections.append(info["generation"])
 
-    try:
-        async with asyncio.timeout(STARTED_WITHIN_SECONDS):
-            while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
-                await asyncio.sleep(0.01)
-            # From a clean count: only what the requests make and hold counts.
-            gc.collect()
-            gc.callbacks.append(count)
-            try:
+    config = Config(app, lifespan="on", log_config=None, access_log=False)
+    async with _started(config) as port:
+        # From a clean count: only what the requests make and hold counts.
+        gc.collect()
+        gc.callbacks.append(count)
+        try:
+            async with asyncio.timeout(STARTED_WITHIN_SECONDS):
                 answers = await asyncio.gather(*(get(port) for _ in range(IN_FLIGHT)))
-            finally:
-                gc.callbacks.remove(count)
-        assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
-        assert collections == []
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
+        finally:
+            gc.callbacks.remove(count)
+    assert all(answer.startswith(b"HTTP/1.1 200") for answer in answers)
+    assert collections == []
 
 
 def test_a_command_other_than_serve_runs_with_collections(

@@ -59,9 +59,8 @@ class Tracing:
         return self.provider is not None
 
     def tracer(self, name: str) -> trace.Tracer:
-        if self.provider is None:
-            return trace.NoOpTracer()
-        return self.provider.get_tracer(name)
+        """The named tracer; one that records nothing when tracing is off."""
+        return self.tracer_if_enabled(name) or trace.NoOpTracer()
 
     def request_tracer(self) -> trace.Tracer | None:
         """The tracer of the server spans the edge layer makes; None when tracing is off."""

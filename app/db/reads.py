@@ -41,4 +41,5 @@ def as_dicts(result: CursorResult[Any]) -> list[dict[str, Any]]:
 
 
 def as_tuples(result: CursorResult[Any]) -> list[tuple[Any, ...]]:
+    """Each row as a plain tuple of its columns."""
     return [tuple(row) for row in result]
