@@ -15,6 +15,13 @@ exporter's thread wakes on its own schedule.
     .venv/bin/python bench/instructions.py /ping --bare    # bench/bare.py
     .venv/bin/python bench/instructions.py /health/live --setting LOG_LEVEL=WARNING
 
+With `--cache-sim` callgrind also simulates the caches and prints how many
+of each request's code and data reads miss a last level of 1 MiB, the size
+of one core's own L2 on the machines the bench ran on. Past that a read
+goes to a cache shared with every other process (and, on a rented host,
+every other tenant): a request whose code and data no longer fit its
+core's cache pays for it in time that no instruction count shows.
+
 It needs valgrind (`apt-get install valgrind`) and the database that
 `bench/compare.py` prepares (run `make bench` once). Without `--callgrind`
 it runs the same requests and prints microseconds per request instead (the
@@ -39,6 +46,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+# prometheus_client settles on multiprocess mode or not when it is first
+# imported (by the app's modules, through bench.compare), from
+# PROMETHEUS_MULTIPROC_DIR: the server has it in its environment from the
+# start, and so must this process, or its metrics are counted in memory.
+METRICS_DIR = tempfile.mkdtemp(prefix="groundwork-bench-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
 from bench.compare import EMAIL, PASSWORD, project_env, request_parser  # noqa: E402
 
@@ -158,10 +172,15 @@ async def measure(args: argparse.Namespace) -> None:
     await running
 
 
+# One core's L2 (size, ways, line) on the bench's machines: AMD EPYC, Zen 4.
+LAST_LEVEL = "1048576,16,64"
+
+
 def under_callgrind(args: argparse.Namespace) -> None:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind is not installed: `sudo apt-get install valgrind`")
+    caches = ["--cache-sim=yes", f"--LL={LAST_LEVEL}"] if args.cache_sim else []
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
         command = [
@@ -169,6 +188,7 @@ def under_callgrind(args: argparse.Namespace) -> None:
             "--tool=callgrind",
             "--instr-atstart=no",
             "--separate-threads=yes",
+            *caches,
             f"--callgrind-out-file={out}",
             sys.executable,
             __file__,
@@ -183,24 +203,39 @@ def under_callgrind(args: argparse.Namespace) -> None:
             capture_output=True,
             text=True,
         ).stdout
+    events = next(line for line in annotated.splitlines() if line.startswith("Events shown:"))
     totals = next(line for line in annotated.splitlines() if "PROGRAM TOTALS" in line)
-    instructions = int(totals.split()[0].replace(",", ""))
+    # "1,234 (100.0%) 56 (100.0%) ... PROGRAM TOTALS": one count per event shown.
+    numbers = (int(number.replace(",", "")) for number in totals.split()[::2])
+    counts = dict(zip(events.split()[2:], numbers, strict=False))
     what = "bare " if args.bare else ""
-    print(f"{what}GET {args.path}: {instructions // args.requests:,} instructions per request")
+    line = f"{what}GET {args.path}: {counts['Ir'] // args.requests:,} instructions per request"
+    if args.cache_sim:
+        code, data = counts["ILmr"], counts["DLmr"] + counts["DLmw"]
+        line += (
+            f"; {(code + data) // args.requests:,} misses of a 1 MiB last level"
+            f" ({code // args.requests:,} code, {data // args.requests:,} data)"
+        )
+    print(line)
 
 
 def main() -> None:
     parser = request_parser(__doc__.splitlines()[0], requests=300)
     parser.add_argument("--callgrind", action="store_true", help="count instructions (valgrind)")
+    parser.add_argument(
+        "--cache-sim", action="store_true", help="with --callgrind: misses of a 1 MiB last level"
+    )
     parser.add_argument("--inside-callgrind", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.callgrind and not args.inside_callgrind:
-        under_callgrind(args)
-        return
     args.secret = secrets.token_urlsafe(48)
-    with tempfile.TemporaryDirectory() as metrics_dir:
-        os.environ.update(settings_env(args, metrics_dir))
-        asyncio.run(measure(args))
+    try:
+        if not args.callgrind or args.inside_callgrind:
+            os.environ.update(settings_env(args, METRICS_DIR))
+            asyncio.run(measure(args))
+        else:
+            under_callgrind(args)
+    finally:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
 if __name__ == "__main__":
