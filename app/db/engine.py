@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from app.core.config import Settings
 from app.core.outages import DatabaseUnreachable, database_outage
+from app.db.pool import FairAsyncQueuePool
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,8 @@ def create_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout_seconds,
         "pool_recycle": settings.db_pool_recycle_seconds,
+        # SQLAlchemy's asyncio pool, handing connections out in the order asked for.
+        "poolclass": FairAsyncQueuePool,
     }
     if database_url.get_backend_name() == "sqlite":
         # No statement timeout in SQLite; a transaction waits at most the busy
