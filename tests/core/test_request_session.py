@@ -12,11 +12,13 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from sqlalchemy import event, text
 from sqlalchemy.pool import Pool
 from sqlalchemy.util import await_
+from starlette.types import Message, Receive, Scope, Send
 
 from app.core.resources import Resources
 from app.web.deps import SessionDep, request_session
@@ -109,3 +111,34 @@ async def test_everything_a_request_does_shares_one_session(
     async with LifespanManager(application), client_for(application) as http:
         response = await http.get("/session-check/shared")
         assert response.json() is True
+
+
+async def test_the_connection_is_back_in_the_pool_before_the_answer_is_sent(
+    app_factory: Callable[..., FastAPI],
+) -> None:
+    # A client reading its answer slowly must not hold a database connection
+    # while it does: the pool would run dry on slow readers.
+    application = app_factory()
+    checked_out_when_sent: list[int] = []
+
+    @application.get("/session-check/answered")
+    async def answered(session: SessionDep) -> str:
+        await session.execute(text("SELECT 1"))
+        return "done"
+
+    async with LifespanManager(application):
+        pool = _resources(application).engine.pool
+
+        async def watched(scope: Scope, receive: Receive, send: Send) -> None:
+            async def watching(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    checked_out_when_sent.append(pool.checkedout())  # type: ignore[attr-defined]
+                await send(message)
+
+            await application(scope, receive, watching)
+
+        transport = httpx.ASGITransport(app=watched, client=("127.0.0.1", 123))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.get("/session-check/answered")
+    assert response.status_code == 200
+    assert checked_out_when_sent == [0]
