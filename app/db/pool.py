@@ -5,9 +5,10 @@ connection put back wakes the longest waiter, but stays in the queue until
 that waiter runs; a request arriving in between finds it there and takes
 it, and the waiter, finding nothing, queues again at the back. Under load
 (more requests in flight than connections) a few requests lose that race
-over and over: most wait a few milliseconds for a connection, some wait
-for seconds, up to DB_POOL_TIMEOUT_SECONDS and a 503. (The threaded pool
-has the same race: sqlalchemy/sqlalchemy#7679.)
+over and over: most wait a few milliseconds for a connection, some many
+times as long, and one that keeps losing waits out DB_POOL_TIMEOUT_SECONDS
+and gets a 503. (The threaded pool has the same race:
+sqlalchemy/sqlalchemy#7679.)
 
 Here a connection put back goes straight to the longest waiter, and a
 request finds a connection waiting for it only when nobody is waiting
