@@ -59,7 +59,10 @@ def request_session(request: Request) -> AsyncSession:
     Services commit before they return; whatever they left uncommitted (a
     read, a failed use case) is rolled back when the session closes. Nothing
     commits there: a write committed after the answer was sent could be lost
-    with the client told it succeeded.
+    with the client told it succeeded. It closes when the endpoint returns,
+    before the answer is sent: an answer streamed from the database after
+    that needs a session of its own (`resources_of(request).sessionmaker()`),
+    closed by the stream.
 
     Dependencies that already take the `Request` call this rather than
     declaring `SessionDep`: each declared dependency is a node FastAPI solves
