@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from aiosmtpd.smtp import Envelope, Session
 from alembic.config import Config
-from fastapi import FastAPI
 from pydantic import SecretStr
+from starlette.types import ASGIApp
 
 from app.cli import ALEMBIC_INI
 from app.core.clock import Clock
@@ -73,8 +73,8 @@ def alembic_config(database_url: str) -> Config:
 # --- HTTP ------------------------------------------------------------------------------
 
 
-def client_for(application: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
-    """An HTTP client for the app, calling from `address` (the direct peer)."""
+def client_for(application: ASGIApp, address: str = "127.0.0.1") -> httpx.AsyncClient:
+    """An HTTP client for an ASGI app, calling from `address` (the direct peer)."""
     transport = httpx.ASGITransport(app=application, client=(address, 123))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 

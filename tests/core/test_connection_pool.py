@@ -15,14 +15,22 @@ from app.core.config import Settings
 from app.db.engine import create_engine
 
 
-@pytest.fixture
-async def one_connection(settings: Settings) -> AsyncIterator[AsyncEngine]:
+def pool_of_one(settings: Settings, timeout_seconds: float) -> AsyncEngine:
     """An engine whose pool holds one connection and opens no other."""
-    engine = create_engine(
+    return create_engine(
         settings.model_copy(
-            update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_seconds": 2.0}
+            update={
+                "db_pool_size": 1,
+                "db_max_overflow": 0,
+                "db_pool_timeout_seconds": timeout_seconds,
+            }
         )
     )
+
+
+@pytest.fixture
+async def one_connection(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = pool_of_one(settings, timeout_seconds=2.0)
     yield engine
     await engine.dispose()
 
@@ -61,11 +69,7 @@ async def test_a_connection_put_back_goes_to_the_request_waiting_not_to_a_newcom
 async def test_a_wait_that_timed_out_takes_no_connection_from_the_next_request(
     settings: Settings,
 ) -> None:
-    engine = create_engine(
-        settings.model_copy(
-            update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_seconds": 0.05}
-        )
-    )
+    engine = pool_of_one(settings, timeout_seconds=0.05)
     pool = engine.sync_engine.pool
     try:
         held = await checkout(pool)

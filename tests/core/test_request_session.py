@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from sqlalchemy import event, text
@@ -137,8 +136,7 @@ async def test_the_connection_is_back_in_the_pool_before_the_answer_is_sent(
 
             await application(scope, receive, watching)
 
-        transport = httpx.ASGITransport(app=watched, client=("127.0.0.1", 123))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with client_for(watched) as http:
             response = await http.get("/session-check/answered")
     assert response.status_code == 200
     assert checked_out_when_sent == [0]
