@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from app.api import health, metrics, v1
 from app.api.docs import install_docs
+from app.api.fixed_answers import serve_fixed_answers
 from app.api.openapi import install_openapi
 from app.api.permissions import CATALOGUE
 from app.api.routing import include, index_static_paths
@@ -98,6 +99,7 @@ def create_app(
     include(app, metrics.router)
     include(app, v1.router)
     index_static_paths(app)
+    serve_fixed_answers(app)
     return app
 
 

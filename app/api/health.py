@@ -9,6 +9,7 @@ import structlog
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from app.api.fixed_answers import fixed_answer
 from app.api.openapi_edge import RETRY_AFTER
 from app.core.errors import ServiceUnavailable
 from app.core.redis import ping as redis_ping
@@ -47,6 +48,7 @@ def _unavailable(detail: str) -> ServiceUnavailable:
 
 
 @router.get("/live")
+@fixed_answer
 async def live() -> Liveness:
     """Whether the process serves requests.
 

@@ -43,6 +43,19 @@ async def test_each_request_writes_one_access_line_with_its_route_template(
     assert line["level"] == "info"
 
 
+async def test_every_liveness_probe_writes_its_access_line(
+    client: httpx.AsyncClient, capture_logs: LogCapture
+) -> None:
+    # Its answer is rendered once and then sent again (app/api/fixed_answers.py).
+    logs = capture_logs()
+    probes = [await client.get("/health/live") for _ in range(3)]
+
+    for probe in probes:
+        [line] = logs.access(probe.headers["X-Request-ID"])
+        assert line["route"] == "/health/live"
+        assert line["status"] == 200
+
+
 async def test_every_log_line_of_a_request_carries_its_request_id(
     app: FastAPI, client: httpx.AsyncClient, capture_logs: LogCapture, make_account: AccountFactory
 ) -> None:
