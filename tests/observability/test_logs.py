@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -194,6 +196,34 @@ async def test_a_logger_already_used_follows_each_later_configuration(
     assert "now.shown" in loud.text()
     with pytest.raises(json.JSONDecodeError):
         json.loads(loud.text())
+
+
+async def test_values_json_has_no_type_for_still_make_a_line(
+    settings: Settings, capture_logs: LogCapture
+) -> None:
+    class Described:
+        def __structlog__(self) -> str:
+            return "described"
+
+    create_app(settings.model_copy(update={"log_format": "json"}))
+    logs = capture_logs()
+    log = structlog.get_logger("test.types")
+
+    log.info(
+        "typed",
+        when=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        id=uuid.UUID(int=1),
+        described=Described(),
+        other=object(),
+    )
+    log.info("huge", count=2**70)
+
+    typed, huge = logs.records()
+    assert typed["when"] == "2026-01-02T03:04:05+00:00"
+    assert typed["id"] == "00000000-0000-0000-0000-000000000001"
+    assert typed["described"] == "described"
+    assert typed["other"].startswith("<object object at ")
+    assert huge["count"] == 2**70
 
 
 async def test_console_format_is_not_json(settings: Settings, capture_logs: LogCapture) -> None:

@@ -195,8 +195,8 @@ async def test_no_secret_reaches_any_output(
     output = captured.out + captured.err + lines.text()
     assert {"register", "log_in", "crash", "crash_in_sql"} <= set(ran)
     # The scan reads real output: the journey's access lines are there.
-    assert '"route": "/api/v1/auth/token"' in output
-    assert '"event": "careless.dump"' in output
+    assert '"route":"/api/v1/auth/token"' in output
+    assert '"event":"careless.dump"' in output
     assert "RuntimeError" in output
     assert "no_such_table" in output
     leaked = [name for name, secret in journey.secrets.items() if secret in output]
