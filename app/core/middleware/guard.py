@@ -1,8 +1,9 @@
 """The answers the app did not write: past the deadline, a body too large, an unhandled error.
 
 One layer, just inside the edge layer, keeps the three promises that each
-need to see the whole request below them: the deadline (timeout.py) bounds
-the body reads and the handler alike; the body limit (body_limit.py) counts
+need to see the whole request below them: the deadline (kept by
+deadlines.py, answered by timeout.py) bounds the body reads and the handler
+alike; the body limit (body_limit.py) counts
 every chunk the app reads; the catch-all (errors.py) turns an exception that
 escaped every handler into a problem+json 500. As three layers each wrapped
 `send` and `receive` again, and the wrappers cost a cheap request more than
@@ -21,6 +22,7 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.middleware.body_limit import BodyTooLarge, declared_length, route_limit, too_large
+from app.core.middleware.deadlines import Deadlines
 from app.core.middleware.errors import unhandled
 from app.core.middleware.timeout import timed_out
 
@@ -28,7 +30,7 @@ from app.core.middleware.timeout import timed_out
 class RequestGuardMiddleware:
     def __init__(self, app: ASGIApp, *, timeout_seconds: float, max_body_bytes: int) -> None:
         self.app = app
-        self.timeout_seconds = timeout_seconds
+        self.deadlines = Deadlines(timeout_seconds)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,25 +70,26 @@ class RequestGuardMiddleware:
                 started = True
             await send(message)
 
-        deadline = asyncio.timeout(self.timeout_seconds)
+        deadline = self.deadlines.start()
         try:
-            async with deadline:
-                try:
-                    await self.app(scope, guarded_receive, tracked_send)
-                except BodyTooLarge as exc:
-                    # Reached only if no route handler rendered it (e.g. no route matched).
-                    if started:
-                        raise
-                    await too_large(scope, exc)(scope, receive, tracked_send)
-                except Exception:
-                    response = unhandled(scope)
-                    if started:
-                        # Headers are gone already; the server closes the connection.
-                        raise
-                    await response(scope, receive, tracked_send)
-        except TimeoutError:
-            if not deadline.expired():
+            try:
+                await self.app(scope, guarded_receive, tracked_send)
+            except BodyTooLarge as exc:
+                # Reached only if no route handler rendered it (e.g. no route matched).
+                if started:
+                    raise
+                await too_large(scope, exc)(scope, receive, tracked_send)
+            except Exception:
+                response = unhandled(scope)
+                if started:
+                    # Headers are gone already; the server closes the connection.
+                    raise
+                await response(scope, receive, tracked_send)
+        except asyncio.CancelledError:
+            if not self.deadlines.caused(deadline):
                 raise
             late = timed_out(scope, reading_body=reading_body, response_started=started)
             if late is not None:
                 await late(scope, receive, send)
+        finally:
+            self.deadlines.finish(deadline)

@@ -1,0 +1,91 @@
+"""Every request's deadline, kept by one timer of the event loop for all of them.
+
+`asyncio.timeout` arms a timer for each request and cancels it when the
+request is done: about 5 µs under uvloop, a thirtieth of what a liveness
+probe costs the server. Every request gets the same time
+(REQUEST_TIMEOUT_SECONDS), so deadlines fall due in the order requests
+arrived: they wait in one insertion-ordered dict, and one timer, armed for
+the oldest, serves them all. Starting and finishing a request is an insert
+and a delete. When the timer fires, every request past its deadline is
+cancelled, and the timer is armed again for the oldest one left (one that
+finished meanwhile has left the dict, so the timer may fire early, never
+late).
+
+The cancellation is told apart from any other as `asyncio.timeout` tells
+it: by the task's count of pending cancellations when the deadline started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Deadline:
+    """One request's: its task, when it falls due, and whether it has."""
+
+    __slots__ = ("cancelling", "due", "passed", "settled", "task")
+
+    def __init__(self, task: asyncio.Task[object], due: float) -> None:
+        self.task = task
+        self.due = due
+        # Cancellations already asked of the task: the deadline's own is one more.
+        self.cancelling = task.cancelling()
+        self.passed = False
+        self.settled = False
+
+
+class Deadlines:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pending: dict[Deadline, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> Deadline:
+        """The current task's deadline, from now."""
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a deadline needs a running task")
+        loop = task.get_loop()
+        deadline = Deadline(task, loop.time() + self.seconds)
+        self._pending[deadline] = None
+        # Another loop's timer (a test's, since closed) serves nothing here.
+        if self._timer is None or self._timer_loop is not loop:
+            self._arm(loop, deadline.due)
+        return deadline
+
+    def caused(self, deadline: Deadline) -> bool:
+        """Whether the cancellation being handled is the deadline's and no other's.
+
+        Called where the task's CancelledError is caught: then the deadline's
+        cancellation is taken back, and the task goes on to answer.
+        """
+        if not deadline.passed or deadline.settled:
+            return False
+        deadline.settled = True
+        return deadline.task.uncancel() <= deadline.cancelling
+
+    def finish(self, deadline: Deadline) -> None:
+        """The request is done; the deadline's cancellation, if nobody caught it, is taken back."""
+        self._pending.pop(deadline, None)
+        if deadline.passed and not deadline.settled:
+            deadline.settled = True
+            deadline.task.uncancel()
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._timer = loop.call_at(when, self._expire, loop)
+        self._timer_loop = loop
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        now = loop.time()
+        while self._pending:
+            deadline = next(iter(self._pending))
+            if deadline.task.get_loop() is loop and deadline.due > now:
+                self._arm(loop, deadline.due)
+                return
+            del self._pending[deadline]
+            # A task of another loop is left alone: that loop has stopped.
+            if deadline.task.get_loop() is loop and not deadline.task.done():
+                deadline.passed = True
+                deadline.task.cancel()
