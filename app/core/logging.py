@@ -65,6 +65,11 @@ class LogOutput:
     def write(self, line: str) -> None:
         text = line + "\n"
         with self._lock:
+            if self._stderr.closed:
+                # Replaced and closed since it was picked up (a test's captured
+                # stderr, with a library's thread still logging): the process's
+                # own stderr takes the line instead.
+                self._stderr = sys.__stderr__ or self._stderr
             self._stderr.write(text)
             self._stderr.flush()
             for stream in self._extra:

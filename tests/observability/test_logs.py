@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -224,6 +226,23 @@ async def test_values_json_has_no_type_for_still_make_a_line(
     assert typed["described"] == "described"
     assert typed["other"].startswith("<object object at ")
     assert huge["count"] == 2**70
+
+
+async def test_a_line_written_after_its_stream_closed_reaches_the_process_stderr(
+    settings: Settings, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replaced = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", replaced)
+    create_app(settings.model_copy(update={"log_format": "json"}))
+    replaced.close()
+
+    structlog.get_logger("test.late").warning("late.line")
+    logging.getLogger("test.late.library").warning("late library line")
+
+    err = capfd.readouterr().err
+    assert "Logging error" not in err
+    assert '"event":"late.line"' in err
+    assert "late library line" in err
 
 
 async def test_console_format_is_not_json(settings: Settings, capture_logs: LogCapture) -> None:
