@@ -3,9 +3,9 @@
 One layer, just inside the edge layer, keeps the three promises that each
 need to see the whole request below them: the deadline (kept by
 deadlines.py, answered by timeout.py) bounds the body reads and the handler
-alike; the body limit (body_limit.py) counts
-every chunk the app reads; the catch-all (errors.py) turns an exception that
-escaped every handler into a problem+json 500. As three layers each wrapped
+alike; the body limit (body_limit.py) counts every chunk the app reads; the
+catch-all (errors.py) turns an exception that escaped every handler into a
+problem+json 500. As three layers each wrapped
 `send` and `receive` again, and the wrappers cost a cheap request more than
 the checks themselves.
 
