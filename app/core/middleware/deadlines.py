@@ -81,11 +81,12 @@ class Deadlines:
         now = loop.time()
         while self._pending:
             deadline = next(iter(self._pending))
-            if deadline.task.get_loop() is loop and deadline.due > now:
+            ours = deadline.task.get_loop() is loop
+            if ours and deadline.due > now:
                 self._arm(loop, deadline.due)
                 return
             del self._pending[deadline]
             # A task of another loop is left alone: that loop has stopped.
-            if deadline.task.get_loop() is loop and not deadline.task.done():
+            if ours and not deadline.task.done():
                 deadline.passed = True
                 deadline.task.cancel()
