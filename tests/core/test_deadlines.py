@@ -1,4 +1,4 @@
-"""Request deadlines kept by one timer (app/core/middleware/deadlines.py), on a real event loop."""
+"""Request deadlines kept by one timer (app/core/deadlines.py), on a real event loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 
-from app.core.middleware.deadlines import Deadlines
+from app.core.deadlines import Deadlines
 
 SECONDS = 0.2
 # Only a guard against a hang failing the run forever; not a timing assertion.

@@ -736,6 +736,33 @@ async def test_after_a_pause_one_call_tries_a_hung_storage_while_the_others_go_o
     assert tries == FAILURES_BEFORE_PAUSE + 1
 
 
+async def test_a_call_cancelled_from_elsewhere_stays_cancelled_and_is_no_storage_failure(
+    clock: SettableClock,
+) -> None:
+    # A client gone or the request's own deadline: were these counted as
+    # failures of the storage, a few of them would pause the limits.
+    guard = StorageGuard(timeout_seconds=HANG_GUARD_SECONDS, clock=clock)
+    started = asyncio.Event()
+
+    async def hang() -> int:
+        started.set()
+        await asyncio.sleep(HANG_GUARD_SECONDS)
+        return 1
+
+    async def answer() -> int:
+        return 7
+
+    for _ in range(FAILURES_BEFORE_PAUSE):
+        call = asyncio.create_task(guard.call("test", hang))
+        await started.wait()
+        started.clear()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    assert await guard.call("test", answer) == 7
+
+
 def test_the_in_process_lockout_counters_hold_a_bounded_number_of_keys() -> None:
     counters = MemoryCounters(capacity=3)
     one = Window(limit=1, seconds=900)

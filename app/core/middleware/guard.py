@@ -21,8 +21,8 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.deadlines import Deadlines
 from app.core.middleware.body_limit import BodyTooLarge, declared_length, route_limit, too_large
-from app.core.middleware.deadlines import Deadlines
 from app.core.middleware.errors import unhandled
 from app.core.middleware.timeout import timed_out
 

@@ -13,6 +13,7 @@ from typing import TypeVar
 import structlog
 
 from app.core.clock import Clock
+from app.core.deadlines import Deadlines
 from app.core.ratelimit.metrics import STORAGE_FAILURES
 
 log = structlog.get_logger(__name__)
@@ -29,7 +30,8 @@ PAUSE_SECONDS = 1.0
 
 class StorageGuard:
     def __init__(self, *, timeout_seconds: float, clock: Clock | None = None) -> None:
-        self._timeout = timeout_seconds
+        # Every call gets the same time: one timer serves all of them.
+        self._deadlines = Deadlines(timeout_seconds)
         self._clock = clock or Clock()
         self._failures = 0
         self._paused_until = 0.0
@@ -42,13 +44,19 @@ class StorageGuard:
             STORAGE_FAILURES.labels(limit=limit).inc()
             return None
         self._probing = down
+        deadline = self._deadlines.start()
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await operation()
-        except Exception as exc:  # any storage failure, a timeout included
+            result = await operation()
+        except asyncio.CancelledError:
+            if not self._deadlines.caused(deadline):
+                raise
+            self._record_failure(limit, TimeoutError())
+            return None
+        except Exception as exc:  # any storage failure
             self._record_failure(limit, exc)
             return None
         finally:
+            self._deadlines.finish(deadline)
             if down:
                 self._probing = False
         if self._failures:

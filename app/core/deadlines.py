@@ -1,18 +1,20 @@
-"""Every request's deadline, kept by one timer of the event loop for all of them.
+"""Deadlines of one length, kept by one timer of the event loop for all of them.
 
-`asyncio.timeout` arms a timer for each request and cancels it when the
-request is done: about 5 µs under uvloop, a thirtieth of what a liveness
-probe costs the server. Every request gets the same time
-(REQUEST_TIMEOUT_SECONDS), so deadlines fall due in the order requests
-arrived: they wait in one insertion-ordered dict, and one timer, armed for
-the oldest, serves them all. Starting and finishing a request is an insert
-and a delete. When the timer fires, every request past its deadline is
-cancelled, and the timer is armed again for the oldest one left (one that
-finished meanwhile has left the dict, so the timer may fire early, never
-late).
+`asyncio.timeout` arms a timer for each block it bounds and cancels it when
+the block is done: about 5 µs under uvloop, a thirtieth of what a liveness
+probe costs the server. Where every block gets the same time (each
+request's REQUEST_TIMEOUT_SECONDS, each rate-limit storage call's
+RATE_LIMIT_STORAGE_TIMEOUT_SECONDS), deadlines fall due in the order they
+started: they wait in one insertion-ordered dict, and one timer, armed for
+the oldest, serves them all. Starting and finishing is an insert and a
+delete. When the timer fires, every task past its deadline is cancelled,
+and the timer is armed again for the oldest one left (one that finished
+meanwhile has left the dict, so the timer may fire early, never late).
 
 The cancellation is told apart from any other as `asyncio.timeout` tells
 it: by the task's count of pending cancellations when the deadline started.
+Deadlines nest as `asyncio.timeout`s do: of two that pass at once, the
+outer one's is the cancellation seen.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import asyncio
 
 
 class Deadline:
-    """One request's: its task, when it falls due, and whether it has."""
+    """One task's, for one block: the task, when it falls due, and whether it has."""
 
     __slots__ = ("cancelling", "due", "passed", "settled", "task")
 
