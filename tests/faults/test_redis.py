@@ -91,3 +91,27 @@ async def test_killing_redis_under_load_leaves_the_api_answering_ready_and_the_l
     # every replica out of rotation at once.
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["redis"] == "unavailable"
+
+
+async def test_after_redis_is_killed_and_started_again_the_limits_count_in_it_again(
+    app_factory: Callable[..., FastAPI], private_redis: PrivateRedis
+) -> None:
+    app = app_factory(redis_url=private_redis.url, rate_limit_default="100/minute")
+    async with LifespanManager(app), asyncio.timeout(GUARD_SECONDS), client_for(app) as http:
+        # At once: the limiter holds a connection for each.
+        before = await asyncio.gather(*(http.get(ITEMS) for _ in range(3)))
+        # Every connection it holds dies with Redis, unannounced.
+        await private_redis.kill()
+        await asyncio.sleep(0.2)
+        during = await http.get(ITEMS)
+        await private_redis.start()
+        after = [await http.get(ITEMS) for _ in range(3)]
+
+    def remaining(answers: list[httpx.Response]) -> list[int]:
+        return [int(answer.headers["X-RateLimit-Remaining"]) for answer in answers]
+
+    assert sorted(remaining(before)) == [97, 98, 99]
+    # Not counted (the default limit fails open), but answered.
+    assert during.status_code == 401
+    # The restarted Redis forgot the counts and has them again, from its first call.
+    assert remaining(after) == [99, 98, 97]
