@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 
+# Where the request guard leaves the request's deadline in the ASGI scope.
+REQUEST_DEADLINE = "groundwork.deadline"
+
 
 class Deadline:
     """One task's, for one block: the task, when it falls due, and whether it has."""
 
-    __slots__ = ("cancelling", "due", "passed", "settled", "task")
+    __slots__ = ("cancelling", "due", "held", "late", "overdue", "passed", "settled", "task")
 
     def __init__(self, task: asyncio.Task[object], due: float) -> None:
         self.task = task
@@ -34,6 +37,36 @@ class Deadline:
         self.cancelling = task.cancelling()
         self.passed = False
         self.settled = False
+        self.held = False
+        self.overdue = False
+        self.late: asyncio.Handle | None = None
+
+    def hold(self) -> None:
+        """Until `release`, a deadline that falls due waits: what runs now must not be cut short.
+
+        For a step that leaves shared state broken if interrupted half-way,
+        such as handing a database connection back rolled back; asyncio's
+        way, a task of its own behind `asyncio.shield`, costs every request
+        a task.
+        """
+        self.held = True
+
+    def release(self) -> None:
+        """The step is over; a deadline that fell due meanwhile cancels the task next."""
+        self.held = False
+        if self.overdue:
+            self.overdue = False
+            # From the loop, as the timer does, so the task is waiting when it
+            # is cancelled and the cancellation lands in the block, not after
+            # it: a block that ends first takes this back (`finish`).
+            self.late = self.task.get_loop().call_soon(self.expire)
+
+    def expire(self) -> None:
+        """Past due: the task is cancelled, unless it has finished."""
+        self.late = None
+        if not self.task.done():
+            self.passed = True
+            self.task.cancel()
 
 
 class Deadlines:
@@ -70,6 +103,9 @@ class Deadlines:
     def finish(self, deadline: Deadline) -> None:
         """The request is done; the deadline's cancellation, if nobody caught it, is taken back."""
         self._pending.pop(deadline, None)
+        if deadline.late is not None:
+            deadline.late.cancel()
+            deadline.late = None
         if deadline.passed and not deadline.settled:
             deadline.settled = True
             deadline.task.uncancel()
@@ -90,5 +126,7 @@ class Deadlines:
             del self._pending[deadline]
             # A task of another loop is left alone: that loop has stopped.
             if ours and not deadline.task.done():
-                deadline.passed = True
-                deadline.task.cancel()
+                if deadline.held:
+                    deadline.overdue = True
+                else:
+                    deadline.expire()

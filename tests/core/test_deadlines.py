@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import TypeVar
 
 import pytest
 
 from app.core.deadlines import Deadlines
 
 SECONDS = 0.2
+T = TypeVar("T")
 # Only a guard against a hang failing the run forever; not a timing assertion.
 HANG_GUARD_SECONDS = 30
 
@@ -134,3 +137,60 @@ async def test_a_deadline_cancellation_swallowed_below_is_taken_back_at_the_end(
 
     async with asyncio.timeout(HANG_GUARD_SECONDS):
         assert await asyncio.create_task(swallowing()) == 0
+
+
+async def held_request(deadlines: Deadlines, held_for: float, then: asyncio.Event) -> str:
+    """A request whose step of `held_for` seconds the deadline must not cut; then `then`."""
+    deadline = deadlines.start()
+    try:
+        deadline.hold()
+        try:
+            await asyncio.sleep(held_for)
+        finally:
+            deadline.release()
+        await then.wait()
+        return "done"
+    except asyncio.CancelledError:
+        if not deadlines.caused(deadline):
+            raise
+        return "timed out"
+    finally:
+        deadlines.finish(deadline)
+
+
+async def test_a_deadline_waits_for_a_held_step_then_cancels_at_the_next_wait() -> None:
+    deadlines = Deadlines(SECONDS)
+    loop = asyncio.get_running_loop()
+
+    async with asyncio.timeout(HANG_GUARD_SECONDS):
+        started = loop.time()
+        # The step outlasts the deadline; what follows would wait forever.
+        result = await request_task(held_request(deadlines, SECONDS * 2, asyncio.Event()))
+        ended = loop.time()
+
+    assert result == "timed out"
+    # Not cancelled during the step: the sleep ran to its end.
+    assert ended - started >= SECONDS * 2
+
+
+async def test_a_request_that_ends_right_after_its_held_step_is_not_cancelled_later() -> None:
+    deadlines = Deadlines(SECONDS)
+    finished = asyncio.Event()
+    finished.set()
+
+    async def then_more_work() -> int:
+        # As when the app runs in the caller's own task (a test client): the
+        # task goes on after the request.
+        result = await held_request(deadlines, SECONDS * 2, finished)
+        assert result == "done"
+        await asyncio.sleep(SECONDS)
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    async with asyncio.timeout(HANG_GUARD_SECONDS):
+        assert await request_task(then_more_work()) == 0
+
+
+async def request_task(work: Coroutine[object, object, T]) -> T:
+    return await asyncio.create_task(work)

@@ -21,7 +21,7 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.deadlines import Deadlines
+from app.core.deadlines import REQUEST_DEADLINE, Deadlines
 from app.core.middleware.body_limit import BodyTooLarge, declared_length, route_limit, too_large
 from app.core.middleware.errors import unhandled
 from app.core.middleware.timeout import timed_out
@@ -71,6 +71,8 @@ class RequestGuardMiddleware:
             await send(message)
 
         deadline = self.deadlines.start()
+        # For the steps below that the deadline must wait for (deps.request_session).
+        scope[REQUEST_DEADLINE] = deadline
         try:
             try:
                 await self.app(scope, guarded_receive, tracked_send)
