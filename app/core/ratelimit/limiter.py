@@ -101,10 +101,7 @@ class RateLimiter:
         in_process = self._in_process[rule.strategy]
         shared = self._shared
         if shared is None:
-            allowed = await in_process.hit(rule.item, name, *key)
-            return _decision(
-                rule, allowed, await in_process.get_window_stats(rule.item, name, *key)
-            )
+            return await _counted(in_process, rule, key)
 
         counter = self._counters[name]
 
@@ -116,10 +113,7 @@ class RateLimiter:
             return decision if decision is not None else self._unchecked(rule)
         if decision is None:
             LOCAL_FALLBACKS.labels(limit=rule.name).inc()
-            allowed = await in_process.hit(rule.item, name, *key)
-            return _decision(
-                rule, allowed, await in_process.get_window_stats(rule.item, name, *key)
-            )
+            return await _counted(in_process, rule, key)
         if decision.allowed and not await in_process.hit(rule.item, name, *key):
             # This process counted requests the storage missed while it was out.
             stats = await in_process.get_window_stats(rule.item, name, *key)
@@ -192,6 +186,7 @@ def _strategies_over(storage: MemoryStorage, rules: Iterable[Rule]) -> dict[str,
 
 
 async def _counted(strategy: Strategy, rule: Rule, key: tuple[str, ...]) -> Decision:
+    """Count one request in this process and read the window it counted in."""
     allowed = await strategy.hit(rule.item, rule.name, *key)
     return _decision(rule, allowed, await strategy.get_window_stats(rule.item, rule.name, *key))
 
