@@ -17,10 +17,19 @@ T = TypeVar("T")
 HANG_GUARD_SECONDS = 30
 
 
-async def request(deadlines: Deadlines, work: asyncio.Event) -> str:
-    """What the guard does around a request: 'done', or 'timed out' when its deadline passed."""
+async def request(deadlines: Deadlines, work: asyncio.Event, *, held_for: float = 0) -> str:
+    """What the guard does around a request: 'done', or 'timed out' when its deadline passed.
+
+    `held_for`: first a step of that many seconds the deadline must not cut short.
+    """
     deadline = deadlines.start()
     try:
+        if held_for:
+            deadline.hold()
+            try:
+                await asyncio.sleep(held_for)
+            finally:
+                deadline.release()
         await work.wait()
         return "done"
     except asyncio.CancelledError:
@@ -139,25 +148,6 @@ async def test_a_deadline_cancellation_swallowed_below_is_taken_back_at_the_end(
         assert await asyncio.create_task(swallowing()) == 0
 
 
-async def held_request(deadlines: Deadlines, held_for: float, then: asyncio.Event) -> str:
-    """A request whose step of `held_for` seconds the deadline must not cut; then `then`."""
-    deadline = deadlines.start()
-    try:
-        deadline.hold()
-        try:
-            await asyncio.sleep(held_for)
-        finally:
-            deadline.release()
-        await then.wait()
-        return "done"
-    except asyncio.CancelledError:
-        if not deadlines.caused(deadline):
-            raise
-        return "timed out"
-    finally:
-        deadlines.finish(deadline)
-
-
 async def test_a_deadline_waits_for_a_held_step_then_cancels_at_the_next_wait() -> None:
     deadlines = Deadlines(SECONDS)
     loop = asyncio.get_running_loop()
@@ -165,7 +155,7 @@ async def test_a_deadline_waits_for_a_held_step_then_cancels_at_the_next_wait() 
     async with asyncio.timeout(HANG_GUARD_SECONDS):
         started = loop.time()
         # The step outlasts the deadline; what follows would wait forever.
-        result = await request_task(held_request(deadlines, SECONDS * 2, asyncio.Event()))
+        result = await request_task(request(deadlines, asyncio.Event(), held_for=SECONDS * 2))
         ended = loop.time()
 
     assert result == "timed out"
@@ -181,7 +171,7 @@ async def test_a_request_that_ends_right_after_its_held_step_is_not_cancelled_la
     async def then_more_work() -> int:
         # As when the app runs in the caller's own task (a test client): the
         # task goes on after the request.
-        result = await held_request(deadlines, SECONDS * 2, finished)
+        result = await request(deadlines, finished, held_for=SECONDS * 2)
         assert result == "done"
         await asyncio.sleep(SECONDS)
         task = asyncio.current_task()
