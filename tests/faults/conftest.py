@@ -15,10 +15,17 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 from alembic import command
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -170,12 +177,28 @@ REDIS_START_SECONDS = 10.0
 
 
 class PrivateRedis:
-    """A `redis-server` of the test's own: loopback only, nothing persisted, killed at will."""
+    """A `redis-server` of the test's own: loopback only, nothing persisted, killed at will.
 
-    def __init__(self, directory: Path) -> None:
+    With `tls`, it speaks TLS only, with a certificate made for the test, and
+    `url` is a `rediss://` URL that trusts that certificate.
+    """
+
+    def __init__(self, directory: Path, *, tls: bool = False) -> None:
         self.directory = directory
         self.port = free_port()
+        self._listen = ["--port", str(self.port)]
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        if tls:
+            certificate = _self_signed_certificate(directory)
+            self._listen = [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(certificate.cert),
+                "--tls-key-file", str(certificate.key),
+                "--tls-ca-cert-file", str(certificate.cert),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
+            self.url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={certificate.cert}"
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -184,7 +207,7 @@ class PrivateRedis:
             pytest.fail("redis-server is not installed")
         self._process = await asyncio.create_subprocess_exec(
             server,
-            "--port", str(self.port),
+            *self._listen,
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -225,3 +248,51 @@ async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
         yield redis
     finally:
         await redis.kill()
+
+
+@pytest.fixture
+async def private_tls_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    """A running private Redis that speaks only TLS."""
+    redis = PrivateRedis(tmp_path, tls=True)
+    try:
+        await redis.start()
+        yield redis
+    finally:
+        await redis.kill()
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert: Path
+    key: Path
+
+
+def _self_signed_certificate(directory: Path) -> Certificate:
+    """A certificate for 127.0.0.1, good for a day, and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    paths = Certificate(directory / "redis.crt", directory / "redis.key")
+    paths.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths

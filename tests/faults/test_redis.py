@@ -115,3 +115,21 @@ async def test_after_redis_is_killed_and_started_again_the_limits_count_in_it_ag
     assert during.status_code == 401
     # The restarted Redis forgot the counts and has them again, from its first call.
     assert remaining(after) == [99, 98, 97]
+
+
+async def test_the_limits_count_in_a_redis_reached_over_tls(
+    app_factory: Callable[..., FastAPI], private_tls_redis: PrivateRedis
+) -> None:
+    # The limiter takes over connections redis-py opened: over TLS, the
+    # transport it takes is the TLS one.
+    app = app_factory(redis_url=private_tls_redis.url, rate_limit_default="100/minute")
+    async with LifespanManager(app), asyncio.timeout(GUARD_SECONDS), client_for(app) as http:
+        answers = [await http.get(ITEMS) for _ in range(3)]
+        at_once = await asyncio.gather(*(http.get(ITEMS) for _ in range(3)))
+
+    assert [int(answer.headers["X-RateLimit-Remaining"]) for answer in answers] == [99, 98, 97]
+    assert sorted(int(answer.headers["X-RateLimit-Remaining"]) for answer in at_once) == [
+        94,
+        95,
+        96,
+    ]
