@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 METRICS_DIR = tempfile.mkdtemp(prefix="groundwork-bench-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 
+from bench._processes import LAST_LEVEL  # noqa: E402
 from bench.compare import EMAIL, PASSWORD, project_env, request_parser  # noqa: E402
 
 WARM_UP = 300
@@ -170,10 +171,6 @@ async def measure(args: argparse.Namespace) -> None:
         print(f"{1e6 * elapsed / args.requests:.1f} µs per request")
     await lifespan.put({"type": "lifespan.shutdown"})
     await running
-
-
-# One core's L2 (size, ways, line) on the bench's machines: AMD EPYC, Zen 4.
-LAST_LEVEL = "1048576,16,64"
 
 
 def under_callgrind(args: argparse.Namespace) -> None:

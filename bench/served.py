@@ -14,6 +14,9 @@ instruction any of its threads runs while they are answered:
     .venv/bin/python bench/served.py "/api/v1/items?limit=20" --login --requests 500
     .venv/bin/python bench/served.py "/items?limit=20" --login --requests 500 --bare
 
+`--cache-sim` also counts misses of a last level the size of one core's own
+L2 (as `bench/instructions.py --cache-sim` does).
+
 It needs valgrind and the database `bench/compare.py` prepares. Counting
 starts after a warm-up long enough for the exporter's first batch (its
 first export imports the OTLP client), so what is counted is the steady
@@ -37,7 +40,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._processes import running  # noqa: E402
+from bench._processes import LAST_LEVEL, running  # noqa: E402
 from bench.compare import BARE, EMAIL, PASSWORD, PROJECT, project_env, request_parser  # noqa: E402
 from bench.observability import dummy_collector  # noqa: E402
 
@@ -78,19 +81,28 @@ def callgrind_control(pid: int, env: dict[str, str], *options: str) -> None:
     subprocess.run(control, check=True, capture_output=True, env={**os.environ, **host})  # noqa: S603
 
 
-def thread_totals(folder: Path) -> list[int]:
-    """The instructions each thread ran while counting was on, from callgrind's dumps."""
+def thread_totals(folder: Path) -> list[tuple[int, int]]:
+    """Each thread's instructions and last-level misses while counting was on (misses: 0
+    without `--cache-sim`), from callgrind's dumps."""
     totals = []
     for dump in sorted(folder.glob("callgrind.out.*")):
+        events: list[str] = []
         for line in dump.read_text(errors="replace").splitlines():
-            if line.startswith("totals:"):
-                totals.append(int(line.split()[1]))
-    return [total for total in totals if total]
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("totals:"):
+                counts = dict(zip(events, map(int, line.split()[1:]), strict=False))
+                misses = sum(counts.get(event, 0) for event in ("ILmr", "DLmr", "DLmw"))
+                totals.append((counts.get("Ir", 0), misses))
+    return [total for total in totals if total[0]]
 
 
 def main() -> None:
     parser = request_parser(__doc__.splitlines()[0], requests=1000)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--cache-sim", action="store_true", help="also misses of a 1 MiB last level"
+    )
     args = parser.parse_args()
     valgrind = shutil.which("valgrind")
     if valgrind is None:
@@ -112,6 +124,7 @@ def main() -> None:
             "--tool=callgrind",
             "--instr-atstart=no",
             "--separate-threads=yes",
+            *(["--cache-sim=yes", f"--LL={LAST_LEVEL}"] if args.cache_sim else []),
             f"--callgrind-out-file={folder / 'callgrind.out'}",
             *command,
         ]
@@ -127,11 +140,14 @@ def main() -> None:
             callgrind_control(server.pid, env, "-d")
         totals = thread_totals(folder)
     what = "bare " if args.bare else ""
-    threads = ", ".join(f"{total // args.requests:,}" for total in totals)
-    print(
-        f"{what}GET {args.path}: {sum(totals) // args.requests:,} instructions per request"
-        f" (threads: {threads})"
-    )
+    per_request = [(done // args.requests, missed // args.requests) for done, missed in totals]
+    line = f"{what}GET {args.path}: {sum(done for done, _ in per_request):,} instructions"
+    if args.cache_sim:
+        line += f" and {sum(missed for _, missed in per_request):,} misses of a 1 MiB last level"
+        threads = ", ".join(f"{done:,} and {missed:,}" for done, missed in per_request)
+    else:
+        threads = ", ".join(f"{done:,}" for done, _ in per_request)
+    print(f"{line} per request (threads: {threads})")
 
 
 if __name__ == "__main__":
