@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -58,6 +59,16 @@ class Served:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
+
+    def draining_since(self) -> list[float]:
+        """When each worker began to drain, by its log line (wall-clock seconds)."""
+        times = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == "server.draining":
+                    times.append(datetime.fromisoformat(record["timestamp"]).timestamp())
+        return times
 
 
 @pytest.fixture
@@ -275,7 +286,7 @@ async def test_sigterm_drains_serves_in_flight_requests_and_exits_cleanly(
 
     async with traffic(served.base_url, headers) as seen:
         await seen.flowing()
-        signalled = time.monotonic()
+        signalled, signalled_wall = time.monotonic(), time.time()
         served.process.send_signal(signal.SIGTERM)
         await asyncio.wait_for(seen.not_ready.wait(), DRAIN_SECONDS)
         not_ready = time.monotonic()
@@ -292,8 +303,16 @@ async def test_sigterm_drains_serves_in_flight_requests_and_exits_cleanly(
     assert all(answer.status == 200 for answer in seen.answers), output
     # Before SIGTERM connections were kept alive; once readiness said 503,
     # the load was still served, and every answer asked its client to reconnect.
+    # Each worker drains on its own SIGTERM, forwarded one after the other: a
+    # connection kept alive to one still serving is told to close once that
+    # one drains too.
     assert not any(answer.closes for answer in seen.answers if answer.finished < signalled)
-    during_drain = [answer for answer in seen.answers if answer.started > not_ready]
+    draining = served.draining_since()
+    assert len(draining) == workers, output
+    all_draining = signalled + (max(draining) - signalled_wall)
+    during_drain = [
+        answer for answer in seen.answers if answer.started > max(not_ready, all_draining)
+    ]
     assert during_drain, "no request was served while readiness answered 503"
     assert all(answer.closes for answer in during_drain)
     assert {code for at, code in seen.readiness if at < signalled} == {200}
