@@ -4,9 +4,9 @@ FastAPI handles every request to a route in full: it builds a `Request`, two
 exit stacks, solves the (empty) dependencies, calls the endpoint, validates
 and serialises its model and builds a response. For `/health/live`, which
 every probe of every replica calls and whose answer is always the same,
-that was close to a third of the request's instructions. A route marked `@fixed_answer` is
-handled by FastAPI until it answers 2xx once; that answer's status, headers
-and body are then sent for every later request. Everything around the route
+that was close to a third of the request's instructions. A route marked
+`@fixed_answer` is handled by FastAPI until it answers 2xx once; that
+answer's status, headers and body are then sent for every later request. Everything around the route
 is unchanged: the middleware (request id, access line, metrics, span,
 hardening headers, deadline) sees each request, the route still matches and
 sets `scope["route"]`, and OpenAPI documents it from the endpoint as before.

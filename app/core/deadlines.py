@@ -101,7 +101,7 @@ class Deadlines:
         return deadline.task.uncancel() <= deadline.cancelling
 
     def finish(self, deadline: Deadline) -> None:
-        """The request is done; the deadline's cancellation, if nobody caught it, is taken back."""
+        """The block is done; the deadline's cancellation, if nobody caught it, is taken back."""
         self._pending.pop(deadline, None)
         if deadline.late is not None:
             deadline.late.cancel()

@@ -169,8 +169,7 @@ class _Line(asyncio.Protocol):
         self._waiter = None
         if self._parser.has_data():
             # More than the one reply asked for: it would answer the next call.
-            self.usable = False
-            self._transport.close()
+            self.close()
         waiter.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
